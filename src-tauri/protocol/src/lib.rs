@@ -1,0 +1,20 @@
+//! The wire protocol Hearth speaks, in one place so the provider and the local pool cannot drift apart.
+//!
+//! * [`messages`]: every frame of the tier-1 provider ⇄ coordinator session (both directions), as
+//!   serde types. Unknown fields are ignored so newer coordinators do not break older providers.
+//! * [`codec`]: turning a text frame into a message with a size limit and typed errors that say what
+//!   was wrong (and whether a `nak` is the right answer).
+//! * [`close`]: the coordinator's WebSocket close codes and what a provider should do on each.
+//! * [`openai`]: the buyer-facing OpenAI chat-completions shapes: the request body the coordinator
+//!   forwards verbatim, the SSE chunks and completion objects a provider streams back, and the error
+//!   envelope the gateway answers with.
+//!
+//! The facts encoded here come from `shared/design/PROTOCOL.md`.
+
+pub mod close;
+pub mod codec;
+pub mod messages;
+pub mod openai;
+
+pub use codec::{decode_coordinator, decode_provider, encode, DecodeError, DEFAULT_MAX_FRAME_BYTES};
+pub use messages::*;
