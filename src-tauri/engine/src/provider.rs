@@ -1,0 +1,63 @@
+//! A running provider: the session loop plus the status it publishes, behind one handle.
+
+use std::sync::Arc;
+
+use hearth_inference::Engine;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::session::{run_provider, HandlerProbe, ProviderConfig, Shared};
+use crate::status::{Status, StatusHub};
+
+pub struct Provider {
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Provider {
+    /// Starts connecting and serving in the background.
+    pub fn start(config: ProviderConfig, engine: Arc<dyn Engine>) -> Self {
+        Self::start_with_probe(config, engine, None)
+    }
+
+    /// As [`Provider::start`], with a [`HandlerProbe`] watching the handler (tests).
+    pub fn start_with_probe(
+        config: ProviderConfig,
+        engine: Arc<dyn Engine>,
+        probe: Option<Arc<dyn HandlerProbe>>,
+    ) -> Self {
+        let d = engine.descriptor().clone();
+        let status = StatusHub::new(Status::new(
+            &config.provider_id,
+            &d.model_id,
+            &d.engine,
+            config.slots,
+            &config.coordinator_url,
+        ));
+        let shared = Shared::new(config, engine, status);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_provider(shared.clone(), probe, shutdown.clone()));
+        Self { shared, shutdown, task }
+    }
+
+    pub fn status(&self) -> &StatusHub {
+        &self.shared.status
+    }
+
+    /// True once the provider stopped by itself (a terminal close code or a bad setting).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Drains in-flight work (bounded by the drain timeout), closes the session and waits.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Waits until the provider stops by itself.
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}

@@ -1,0 +1,426 @@
+//! The relay: an `inference_request` becomes an inference job, the job's deltas become
+//! `inference_response_chunk` frames (one whole SSE event each, as the buyer will see it), and the
+//! job ends with exactly one `inference_response_end`.
+//!
+//! Every method the handler calls returns at once: admission checks are synchronous, and the job
+//! itself runs on a dedicated inference thread with a small async task translating its events into
+//! frames. The relay belongs to one session; when the session's connection is lost its jobs are
+//! cancelled and recorded as lost (the coordinator drops ends for requests it no longer knows).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hearth_inference::{
+    CancelToken, EngineError, GenerationEvent, GenerationOutcome, GenerationRequest, Prompt, SamplingParams,
+    StopReason,
+};
+use hearth_protocol::openai::{ChatCompletionRequest, ChunkBuilder, FinishReason, SSE_DONE};
+use hearth_protocol::{
+    nak_code, CancelRequest, EndStatus, ErrorBody, InferenceRequest, Nak, Preflight, PreflightAck,
+    PreflightReason, ProviderMessage, ResponseChunk, ResponseEnd, Usage,
+};
+use tokio::sync::{mpsc, watch};
+
+use crate::session::writer::Outbox;
+use crate::session::{SessionFlags, Shared};
+use crate::status::{unix_ms, ActiveJob, FinishedJob, JobOutcome};
+
+/// `max_tokens` when the buyer does not say.
+pub const DEFAULT_MAX_TOKENS: u32 = 512;
+/// Events buffered between an inference thread and its relay task before the thread waits.
+const JOB_EVENT_BUFFER: usize = 256;
+
+struct RunningJob {
+    cancel: CancelToken,
+    /// Why it was cancelled, when the coordinator said.
+    cancel_reason: Mutex<Option<String>>,
+}
+
+pub struct Relay {
+    shared: Arc<Shared>,
+    flags: Arc<SessionFlags>,
+    outbox: Outbox,
+    jobs: Mutex<HashMap<String, Arc<RunningJob>>>,
+    active: watch::Sender<usize>,
+    /// Set when the session's connection is gone, with the reason.
+    lost: Mutex<Option<String>>,
+}
+
+impl Relay {
+    pub fn new(shared: Arc<Shared>, flags: Arc<SessionFlags>, outbox: Outbox) -> Arc<Self> {
+        Arc::new(Self {
+            shared,
+            flags,
+            outbox,
+            jobs: Mutex::new(HashMap::new()),
+            active: watch::Sender::new(0),
+            lost: Mutex::new(None),
+        })
+    }
+
+    /// Admits or refuses a request, and starts the job when admitted. Never waits.
+    pub fn start(self: &Arc<Self>, request: InferenceRequest) {
+        let id = request.request_id.clone();
+        if self.jobs.lock().unwrap().contains_key(&id) {
+            self.outbox.send(&ProviderMessage::Nak(Nak {
+                in_reply_to: "inference_request".into(),
+                error: ErrorBody::new(
+                    nak_code::DUPLICATE_REQUEST_ID,
+                    format!("request {id} is already running on this provider"),
+                ),
+            }));
+            return;
+        }
+        if self.flags.is_draining() {
+            return self.refuse(
+                &id,
+                EndStatus::ErrorQueueFull,
+                "draining",
+                "the provider is draining and takes no new work",
+                true,
+            );
+        }
+        let parsed = match ChatCompletionRequest::parse(&request.body) {
+            Ok(p) => p,
+            Err(e) => {
+                let what = match &e.param {
+                    Some(p) => format!("invalid request body ({p}): {}", e.message),
+                    None => format!("invalid request body: {}", e.message),
+                };
+                return self.refuse(&id, EndStatus::ErrorInternal, "invalid_request", &what, false);
+            }
+        };
+        let descriptor = self.shared.engine.descriptor();
+        if parsed.model != descriptor.model_id {
+            let what = format!("this provider serves {:?}, not {:?}", descriptor.model_id, parsed.model);
+            return self.refuse(&id, EndStatus::ErrorModelNotLoaded, "model_not_loaded", &what, true);
+        }
+        if !self.shared.try_reserve_slot() {
+            return self.refuse(
+                &id,
+                EndStatus::ErrorQueueFull,
+                "queue_full",
+                "every slot of this provider is busy",
+                true,
+            );
+        }
+        let job = Arc::new(RunningJob { cancel: CancelToken::new(), cancel_reason: Mutex::new(None) });
+        self.jobs.lock().unwrap().insert(id.clone(), job.clone());
+        self.active.send_modify(|n| *n += 1);
+        let relay = self.clone();
+        tokio::spawn(async move { relay.run_job(request, parsed, job).await });
+    }
+
+    /// `cancel_request`: stop within one decode step. An unknown id still gets a `cancelled` end.
+    pub fn cancel(&self, cancel: CancelRequest) {
+        let job = self.jobs.lock().unwrap().get(&cancel.request_id).cloned();
+        match job {
+            Some(job) => {
+                *job.cancel_reason.lock().unwrap() = Some(cancel.reason);
+                job.cancel.cancel();
+            }
+            None => {
+                self.outbox.send(&ProviderMessage::InferenceResponseEnd(ResponseEnd {
+                    request_id: cancel.request_id,
+                    status: EndStatus::Cancelled,
+                    chunks_sent: 0,
+                    usage: Usage::default(),
+                    error: None,
+                    retryable: None,
+                    terminal_state_ts_unix_ms: Some(unix_ms()),
+                }));
+            }
+        }
+    }
+
+    /// `preflight`: can this provider take a prompt of that size now?
+    pub fn preflight(&self, preflight: Preflight) -> PreflightAck {
+        let max = self.shared.engine.descriptor().max_context_tokens;
+        let reason = if self.flags.is_draining() {
+            Some(PreflightReason::Draining)
+        } else if preflight.estimated_tokens > max {
+            Some(PreflightReason::ContextExceedsCapacity)
+        } else if self.shared.slots_free() == 0 {
+            Some(PreflightReason::QueueFull)
+        } else {
+            None
+        };
+        PreflightAck {
+            request_id: preflight.request_id,
+            accepted: reason.is_none(),
+            estimated_wait_ms: 0,
+            reason,
+            max_context_tokens: max,
+        }
+    }
+
+    pub fn inflight(&self) -> usize {
+        *self.active.borrow()
+    }
+
+    /// Waits until no job of this session runs, or the deadline passes. Returns the jobs left.
+    pub async fn wait_idle(&self, deadline: Duration) -> usize {
+        let mut rx = self.active.subscribe();
+        let _ = tokio::time::timeout(deadline, rx.wait_for(|n| *n == 0)).await;
+        self.inflight()
+    }
+
+    pub fn cancel_all(&self, reason: &str) {
+        for job in self.jobs.lock().unwrap().values() {
+            job.cancel_reason.lock().unwrap().get_or_insert_with(|| reason.to_string());
+            job.cancel.cancel();
+        }
+    }
+
+    /// The session's connection is gone: every job still running is cancelled and will be
+    /// recorded as lost with this reason.
+    pub fn connection_lost(&self, reason: &str) {
+        *self.lost.lock().unwrap() = Some(reason.to_string());
+        self.cancel_all(reason);
+    }
+
+    fn refuse(&self, id: &str, status: EndStatus, code: &str, message: &str, retryable: bool) {
+        tracing::info!(request_id = id, status = status.as_str(), "refused request: {message}");
+        self.outbox.send(&ProviderMessage::InferenceResponseEnd(ResponseEnd {
+            request_id: id.to_string(),
+            status,
+            chunks_sent: 0,
+            usage: Usage::default(),
+            error: Some(ErrorBody::new(code, message)),
+            retryable: Some(retryable),
+            terminal_state_ts_unix_ms: Some(unix_ms()),
+        }));
+        let now = unix_ms();
+        self.shared.status.update(|s| {
+            s.finish_job(FinishedJob {
+                request_id: id.to_string(),
+                model: String::new(),
+                outcome: JobOutcome::Failed,
+                status: status.as_str().into(),
+                reason: Some(message.to_string()),
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                started_ms: now,
+                ended_ms: now,
+            })
+        });
+    }
+
+    async fn run_job(
+        self: Arc<Self>,
+        request: InferenceRequest,
+        parsed: ChatCompletionRequest,
+        job: Arc<RunningJob>,
+    ) {
+        let started = Instant::now();
+        let started_ms = unix_ms();
+        let id = request.request_id.clone();
+        let model = parsed.model.clone();
+        self.shared.status.update(|s| {
+            s.active_jobs.push(ActiveJob {
+                request_id: id.clone(),
+                model: model.clone(),
+                stream: request.stream,
+                started_ms,
+                completion_tokens: 0,
+                tokens_per_s: None,
+            })
+        });
+        let mut out = ChunkSender { relay: &self, request_id: &id, seq: 0, text: String::new() };
+        let builder = ChunkBuilder::new(format!("chatcmpl-{id}"), started_ms / 1000, &model);
+        if request.stream {
+            out.send(builder.role());
+        }
+
+        let result = self
+            .generate(&parsed, &job, |event| match event {
+                GenerationEvent::Delta(text) if request.stream => out.send(builder.content(&text)),
+                GenerationEvent::Delta(text) => out.collected(&text),
+                GenerationEvent::PrefillProgress { .. } => {}
+            })
+            .await;
+
+        let (status, usage, error, outcome) = match result {
+            Ok(outcome) if outcome.stop_reason == StopReason::Cancelled => {
+                let usage = Usage::new(outcome.prompt_tokens, outcome.completion_tokens);
+                (EndStatus::Cancelled, usage, None, Some(outcome))
+            }
+            Ok(outcome) => {
+                let reason = if outcome.stop_reason == StopReason::Length {
+                    FinishReason::Length
+                } else {
+                    FinishReason::Stop
+                };
+                let usage = Usage::new(outcome.prompt_tokens, outcome.completion_tokens);
+                if request.stream {
+                    out.send(builder.finish(reason));
+                    out.send(builder.usage(&usage));
+                    out.send(SSE_DONE.to_string());
+                } else {
+                    let text = std::mem::take(&mut out.text);
+                    out.send(builder.completion(&text, reason, &usage));
+                }
+                (EndStatus::Complete, usage, None, Some(outcome))
+            }
+            Err(e) => {
+                let (status, code) = match &e {
+                    EngineError::ContextExceeded { .. } => {
+                        (EndStatus::ErrorContextExceeded, "context_exceeded")
+                    }
+                    EngineError::InvalidRequest(_) => (EndStatus::ErrorInternal, "invalid_request"),
+                    EngineError::ModelNotLoaded(_) => (EndStatus::ErrorModelNotLoaded, "model_not_loaded"),
+                    EngineError::Internal(_) => (EndStatus::ErrorInternal, "internal_error"),
+                };
+                (status, Usage::default(), Some(ErrorBody::new(code, e.to_string())), None)
+            }
+        };
+        let chunks_sent = out.seq;
+        let delivered = self.outbox.send(&ProviderMessage::InferenceResponseEnd(ResponseEnd {
+            request_id: id.clone(),
+            status,
+            chunks_sent,
+            usage,
+            retryable: error.as_ref().map(|_| status != EndStatus::ErrorInternal),
+            error: error.clone(),
+            terminal_state_ts_unix_ms: Some(unix_ms()),
+        }));
+
+        let lost =
+            self.lost.lock().unwrap().clone().or_else(|| (!delivered).then(|| "connection closed".into()));
+        let cancel_reason = job.cancel_reason.lock().unwrap().clone();
+        let (job_outcome, reason) = match (&lost, status) {
+            (Some(why), _) => {
+                (JobOutcome::Lost, Some(format!("connection to the coordinator lost mid-request: {why}")))
+            }
+            (None, EndStatus::Complete) => (JobOutcome::Complete, None),
+            (None, EndStatus::Cancelled) => {
+                (JobOutcome::Cancelled, Some(format!("cancelled: {}", cancel_reason.unwrap_or_default())))
+            }
+            (None, _) => (JobOutcome::Failed, error.map(|e| e.message)),
+        };
+        if let (Some(o), JobOutcome::Complete) = (&outcome, job_outcome) {
+            self.shared.metrics.lock().unwrap().record(started.elapsed(), o.completion_tokens, o.decode_time);
+        }
+        self.jobs.lock().unwrap().remove(&id);
+        self.shared.release_slot();
+        self.active.send_modify(|n| *n = n.saturating_sub(1));
+        tracing::info!(
+            request_id = %id,
+            status = status.as_str(),
+            prompt_tokens = usage.prompt_tokens,
+            completion_tokens = usage.completion_tokens,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request ended"
+        );
+        self.shared.status.update(|s| {
+            s.finish_job(FinishedJob {
+                request_id: id,
+                model,
+                outcome: job_outcome,
+                status: status.as_str().into(),
+                reason,
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                started_ms,
+                ended_ms: unix_ms(),
+            })
+        });
+    }
+
+    /// Runs the engine on its own thread and feeds its events to `on_event` on this task.
+    async fn generate(
+        &self,
+        parsed: &ChatCompletionRequest,
+        job: &RunningJob,
+        mut on_event: impl FnMut(GenerationEvent),
+    ) -> Result<GenerationOutcome, EngineError> {
+        enum JobMsg {
+            Event(GenerationEvent),
+            Done(Result<GenerationOutcome, EngineError>),
+        }
+        let request = GenerationRequest {
+            prompt: Prompt::Chat(parsed.messages.clone()),
+            max_tokens: parsed.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            sampling: SamplingParams {
+                temperature: parsed.temperature.unwrap_or(0.0),
+                top_p: parsed.top_p.unwrap_or(1.0),
+                top_k: parsed.top_k,
+                seed: parsed.seed,
+            },
+            stop: parsed.stop.clone(),
+        };
+        let (tx, mut rx) = mpsc::channel(JOB_EVENT_BUFFER);
+        let engine = self.shared.engine.clone();
+        let cancel = job.cancel.clone();
+        let spawned = std::thread::Builder::new().name("hearth-inference".into()).spawn(move || {
+            let events = tx.clone();
+            let result = engine.generate(&request, &cancel, &mut |event| {
+                // A closed channel means the relay task is gone; the cancel token stops the job.
+                let _ = events.blocking_send(JobMsg::Event(event));
+            });
+            let _ = tx.blocking_send(JobMsg::Done(result));
+        });
+        if let Err(e) = spawned {
+            return Err(EngineError::Internal(format!("cannot start an inference thread: {e}")));
+        }
+        let mut tokens = 0u64;
+        let decode_started = Instant::now();
+        let mut last_status = Instant::now();
+        loop {
+            match rx.recv().await {
+                Some(JobMsg::Event(event)) => {
+                    if matches!(event, GenerationEvent::Delta(_)) {
+                        tokens += 1;
+                        if last_status.elapsed() >= Duration::from_millis(250) {
+                            last_status = Instant::now();
+                            self.report_progress(job, tokens, decode_started.elapsed());
+                        }
+                    }
+                    on_event(event);
+                }
+                Some(JobMsg::Done(result)) => return result,
+                None => {
+                    return Err(EngineError::Internal("the inference thread stopped unexpectedly".into()))
+                }
+            }
+        }
+    }
+
+    fn report_progress(&self, job: &RunningJob, tokens: u64, elapsed: Duration) {
+        let id = {
+            let jobs = self.jobs.lock().unwrap();
+            jobs.iter().find(|(_, j)| std::ptr::eq(Arc::as_ptr(j), job)).map(|(id, _)| id.clone())
+        };
+        if let Some(id) = id {
+            self.shared.status.update(|s| {
+                if let Some(a) = s.active_jobs.iter_mut().find(|a| a.request_id == id) {
+                    a.completion_tokens = tokens;
+                    a.tokens_per_s = Some(tokens as f64 / elapsed.as_secs_f64().max(1e-6));
+                }
+            });
+        }
+    }
+}
+
+/// Numbers a request's chunks without gaps and collects non-streamed text.
+struct ChunkSender<'a> {
+    relay: &'a Relay,
+    request_id: &'a str,
+    seq: u64,
+    /// The whole answer, for a non-streamed request.
+    text: String,
+}
+
+impl ChunkSender<'_> {
+    fn send(&mut self, data: String) {
+        let chunk = ResponseChunk { request_id: self.request_id.to_string(), seq: self.seq, data };
+        if self.relay.outbox.send(&ProviderMessage::InferenceResponseChunk(chunk)) {
+            self.seq += 1;
+        }
+    }
+
+    fn collected(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+}

@@ -1,0 +1,470 @@
+//! The provider session against a scriptable fake coordinator on a real socket.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hearth_engine::provider::Provider;
+use hearth_engine::session::{HandlerProbe, ProviderConfig};
+use hearth_engine::status::{JobOutcome, ProviderPhase};
+use hearth_inference::scripted::ScriptedEngine;
+use hearth_protocol::{
+    CancelRequest, CoordinatorMessage, EndStatus, Preflight, PreflightReason, ProviderMessage, ProviderState,
+    ResponseEnd,
+};
+use support::{chat_body, eventually, request, FakeCoordinator, Seen};
+
+const MODEL: &str = "hearth-scripted";
+
+fn config(url: String) -> ProviderConfig {
+    let mut c = ProviderConfig::new(url, "test-provider");
+    c.backoff_base = Duration::from_millis(50);
+    c.backoff_cap = Duration::from_millis(500);
+    c.reconnect_after_drain = Duration::from_millis(200);
+    c.drain_timeout = Duration::from_secs(5);
+    c
+}
+
+fn end_of(id: &'static str) -> impl FnMut(&ProviderMessage) -> Option<ResponseEnd> {
+    move |m| match m {
+        ProviderMessage::InferenceResponseEnd(e) if e.request_id == id => Some(e.clone()),
+        _ => None,
+    }
+}
+
+/// Records the order in which the handler acted on cancel requests and stalls it once.
+struct StallOnce {
+    seen: Mutex<Vec<String>>,
+    stall: Duration,
+}
+
+impl HandlerProbe for StallOnce {
+    fn handled(&self, message: &CoordinatorMessage) -> Option<Duration> {
+        if let CoordinatorMessage::CancelRequest(c) = message {
+            let mut seen = self.seen.lock().unwrap();
+            seen.push(c.request_id.clone());
+            if seen.len() == 1 {
+                return Some(self.stall);
+            }
+        }
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_during_a_handler_stall_never_backs_up_the_socket() {
+    let fake = FakeCoordinator::bind(30).await;
+    let probe = Arc::new(StallOnce { seen: Mutex::new(vec![]), stall: Duration::from_secs(3) });
+    let provider = Provider::start_with_probe(
+        config(fake.url()),
+        Arc::new(ScriptedEngine::new(MODEL)),
+        Some(probe.clone()),
+    );
+    let mut session = fake.accept().await;
+
+    const FRAMES: usize = 10_000;
+    let flood_started = Instant::now();
+    let mut worst = Duration::ZERO;
+    for i in 0..FRAMES {
+        let cancel = CoordinatorMessage::CancelRequest(CancelRequest {
+            request_id: format!("c-{i}"),
+            reason: "buyer_disconnected".into(),
+        });
+        worst = worst.max(session.send(&cancel).await);
+    }
+    let flood_time = flood_started.elapsed();
+    // The whole flood was written while the handler was still stalled on the first frame.
+    assert!(probe.seen.lock().unwrap().len() < FRAMES, "flood outlasted the stall; make the stall longer");
+    assert!(worst <= Duration::from_millis(100), "a write waited {worst:?} (flood took {flood_time:?})");
+
+    // Afterwards every frame is handled, in order, and each unknown cancel gets its `cancelled` end.
+    assert!(eventually(Duration::from_secs(30), || probe.seen.lock().unwrap().len() == FRAMES).await);
+    let seen = probe.seen.lock().unwrap().clone();
+    let expected: Vec<String> = (0..FRAMES).map(|i| format!("c-{i}")).collect();
+    assert_eq!(seen, expected, "frames were handled out of order");
+    let mut ends = 0;
+    while ends < FRAMES {
+        let end = session
+            .expect(Duration::from_secs(30), |m| match m {
+                ProviderMessage::InferenceResponseEnd(e) => Some(e.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(end.request_id, format!("c-{ends}"));
+        assert_eq!(end.status, EndStatus::Cancelled);
+        assert_eq!(end.chunks_sent, 0);
+        ends += 1;
+    }
+    provider.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_their_rhythm_while_a_forward_pass_stalls_and_the_cpu_is_saturated() {
+    let fake = FakeCoordinator::bind(1).await; // 1 s interval → 1 s tick
+    let mut engine = ScriptedEngine::new(MODEL);
+    engine.prefill_stall = Duration::from_secs(3); // 3× the period, spinning like a real prefill
+    engine.spin = true;
+    let provider = Provider::start(config(fake.url()), Arc::new(engine));
+    let mut session = fake.accept().await;
+
+    // Saturate every core for the whole measurement.
+    let stop_burners = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let burners: Vec<_> = (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        .map(|_| {
+            let stop = stop_burners.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    std::hint::black_box(x);
+                }
+            })
+        })
+        .collect();
+
+    session.send(&request("req-stall", chat_body(MODEL, "hello", 4, false), false)).await;
+    let mut beats = vec![];
+    let mut busy_seen = false;
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let mut end = None;
+    while Instant::now() < deadline {
+        match session.next(deadline - Instant::now()).await {
+            Some((at, Seen::Message(ProviderMessage::Heartbeat(h)))) => {
+                busy_seen |= h.status == ProviderState::Busy;
+                beats.push(at);
+            }
+            Some((_, Seen::Message(ProviderMessage::InferenceResponseEnd(e)))) => end = Some(e),
+            Some((_, Seen::Ping)) => panic!("the provider sent a WebSocket ping"),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    stop_burners.store(true, std::sync::atomic::Ordering::Relaxed);
+    for b in burners {
+        b.join().unwrap();
+    }
+    let gaps: Vec<Duration> = beats.windows(2).map(|w| w[1] - w[0]).collect();
+    let max_gap = gaps.iter().max().copied().unwrap_or_default();
+    assert!(beats.len() >= 5, "only {} heartbeats in 6 s", beats.len());
+    assert!(max_gap <= Duration::from_millis(1500), "heartbeat gap {max_gap:?} > 1.5 × 1 s period: {gaps:?}");
+    assert!(busy_seen, "heartbeats during the stalled job should report busy (the only slot is taken)");
+    let end = end.expect("the stalled job finished");
+    assert_eq!(end.status, EndStatus::Complete);
+    assert_eq!(end.usage.completion_tokens, 4);
+    provider.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_chunks_in_order_and_cancels_within_a_step() {
+    let fake = FakeCoordinator::bind(30).await;
+    let mut c = config(fake.url());
+    c.token = Some("secret-token".into());
+    c.slots = 2;
+    let provider = Provider::start(c, Arc::new(ScriptedEngine::new(MODEL)));
+    let mut session = fake.accept().await;
+    assert_eq!(session.authorization.as_deref(), Some("Bearer secret-token"));
+    assert_eq!(session.hello.max_concurrency, 2);
+    assert_eq!(session.hello.model_id, MODEL);
+    session.hello.validate().expect("our hello passes the coordinator's checks");
+    let first = session
+        .expect(Duration::from_secs(5), |m| match m {
+            ProviderMessage::StateUpdate(u) => Some(u.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(first.state, ProviderState::Ready);
+
+    // Streamed: role, 3 content deltas, finish, usage, [DONE]; seq without gaps.
+    session.send(&request("req-s", chat_body(MODEL, "one two three", 3, true), true)).await;
+    let mut chunks = vec![];
+    let end = session
+        .expect(Duration::from_secs(10), |m| match m {
+            ProviderMessage::InferenceResponseChunk(c) if c.request_id == "req-s" => {
+                chunks.push(c.clone());
+                None
+            }
+            ProviderMessage::InferenceResponseEnd(e) if e.request_id == "req-s" => Some(e.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(end.status, EndStatus::Complete);
+    assert_eq!(end.chunks_sent as usize, chunks.len());
+    assert_eq!(
+        chunks.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        (0..chunks.len() as u64).collect::<Vec<_>>()
+    );
+    assert_eq!(chunks.len(), 7);
+    assert!(chunks[0].data.contains(r#""role":"assistant""#));
+    let text: String = chunks[1..4]
+        .iter()
+        .map(|c| {
+            let v: serde_json::Value =
+                serde_json::from_str(c.data.strip_prefix("data: ").unwrap().trim()).unwrap();
+            v["choices"][0]["delta"]["content"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(text, "t0 t1 t2 ");
+    assert!(chunks[4].data.contains(r#""finish_reason":"length""#));
+    assert!(
+        chunks[5].data.contains(r#""completion_tokens":3"#) && chunks[5].data.contains(r#""choices":[]"#)
+    );
+    assert_eq!(chunks[6].data, "data: [DONE]\n\n");
+    assert_eq!((end.usage.prompt_tokens, end.usage.completion_tokens, end.usage.total_tokens), (3, 3, 6));
+
+    // Non-streamed: one chunk holding the whole completion.
+    session.send(&request("req-n", chat_body(MODEL, "hi", 2, false), false)).await;
+    let mut data = None;
+    let end = session
+        .expect(Duration::from_secs(10), |m| match m {
+            ProviderMessage::InferenceResponseChunk(c) if c.request_id == "req-n" => {
+                assert_eq!(c.seq, 0);
+                data = Some(c.data.clone());
+                None
+            }
+            ProviderMessage::InferenceResponseEnd(e) if e.request_id == "req-n" => Some(e.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(end.chunks_sent, 1);
+    let completion: serde_json::Value = serde_json::from_str(&data.unwrap()).unwrap();
+    assert_eq!(completion["object"], "chat.completion");
+    assert_eq!(completion["choices"][0]["message"]["content"], "t0 t1 ");
+    assert_eq!(completion["usage"]["completion_tokens"], 2);
+
+    // A long job cancelled mid-decode ends `cancelled` with the usage so far, promptly.
+    session.send(&request("req-c", chat_body(MODEL, "long token_delay_ms=20", 10_000, true), true)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cancelled_at = Instant::now();
+    session
+        .send(&CoordinatorMessage::CancelRequest(CancelRequest {
+            request_id: "req-c".into(),
+            reason: "buyer_disconnected".into(),
+        }))
+        .await;
+    let end = session.expect(Duration::from_secs(5), end_of("req-c")).await;
+    assert!(cancelled_at.elapsed() < Duration::from_secs(1), "cancel took {:?}", cancelled_at.elapsed());
+    assert_eq!(end.status, EndStatus::Cancelled);
+    assert!(end.usage.completion_tokens > 0 && end.usage.completion_tokens < 10_000);
+    let status = provider.status().snapshot();
+    let job = status.recent_jobs.iter().find(|j| j.request_id == "req-c").unwrap();
+    assert_eq!(job.outcome, JobOutcome::Cancelled);
+    assert!(job.reason.as_deref().unwrap().contains("buyer_disconnected"));
+    provider.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_finishes_in_flight_work_refuses_new_work_and_keeps_reading() {
+    let fake = FakeCoordinator::bind(30).await;
+    let mut c = config(fake.url());
+    c.slots = 2;
+    let provider = Provider::start(c, Arc::new(ScriptedEngine::new(MODEL)));
+    let mut session = fake.accept().await;
+
+    // ~1 s of work in flight.
+    session.send(&request("req-1", chat_body(MODEL, "token_delay_ms=100", 10, false), false)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    session.send(&CoordinatorMessage::Drain {}).await;
+    session.send(&request("req-2", chat_body(MODEL, "late", 3, false), false)).await;
+    session
+        .send(&CoordinatorMessage::Preflight(Preflight {
+            request_id: "req-3".into(),
+            estimated_tokens: 5000,
+        }))
+        .await;
+    // The reader keeps draining the socket while the drain waits.
+    let mut worst = Duration::ZERO;
+    for i in 0..2000 {
+        worst = worst.max(
+            session
+                .send_text(format!(
+                    r#"{{"type":"nak","in_reply_to":"x{i}","error":{{"code":"c","message":"m"}}}}"#
+                ))
+                .await,
+        );
+    }
+    assert!(worst <= Duration::from_millis(100), "a write waited {worst:?} during the drain");
+
+    let mut order = vec![];
+    loop {
+        match session.next(Duration::from_secs(10)).await.expect("drain did not complete") {
+            (_, Seen::Message(ProviderMessage::StateUpdate(u))) if u.state == ProviderState::Draining => {
+                order.push("state_update draining".to_string())
+            }
+            (_, Seen::Message(ProviderMessage::DrainStatus(d))) => order.push(format!("drain {:?}", d.phase)),
+            (_, Seen::Message(ProviderMessage::InferenceResponseEnd(e))) => {
+                order.push(format!("end {} {}", e.request_id, e.status.as_str()));
+                if e.request_id == "req-2" {
+                    assert_eq!(e.error.as_ref().unwrap().code, "draining");
+                    assert_eq!(e.retryable, Some(true));
+                }
+            }
+            (_, Seen::Message(ProviderMessage::PreflightAck(a))) => {
+                assert!(!a.accepted);
+                assert_eq!(a.reason, Some(PreflightReason::Draining));
+                order.push("preflight refused".into());
+            }
+            (_, Seen::Close(code)) => {
+                order.push(format!("close {code:?}"));
+                break;
+            }
+            (_, Seen::Ended) => panic!("connection ended without a close frame: {order:?}"),
+            _ => {}
+        }
+    }
+    let pos =
+        |s: &str| order.iter().position(|o| o == s).unwrap_or_else(|| panic!("missing {s} in {order:?}"));
+    assert!(pos("state_update draining") < pos("drain Starting"));
+    assert!(pos("drain Starting") < pos("drain InProgress"));
+    assert!(pos("end req-2 error_queue_full") < pos("end req-1 complete"), "{order:?}");
+    assert!(pos("end req-1 complete") < pos("drain Complete"), "{order:?}");
+    assert_eq!(order.last().unwrap(), "close Some(1001)");
+    pos("preflight refused");
+
+    // And it comes back after the fixed grace, with a fresh handshake.
+    let mut again = fake.accept().await;
+    again
+        .expect(Duration::from_secs(5), |m| match m {
+            ProviderMessage::StateUpdate(u) if u.state == ProviderState::Ready => Some(()),
+            _ => None,
+        })
+        .await;
+    provider.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_answer_and_the_session_survives() {
+    let fake = FakeCoordinator::bind(30).await;
+    let mut c = config(fake.url());
+    c.max_frame_bytes = 64 * 1024;
+    let provider = Provider::start(c, Arc::new(ScriptedEngine::new(MODEL)));
+    let mut session = fake.accept().await;
+
+    let naks: Vec<(String, &str, &str)> = vec![
+        ("{not json".into(), "unknown", "malformed_frame"),
+        (r#"{"no_type":1}"#.into(), "unknown", "malformed_frame"),
+        (r#"{"type":"ownership_event","owner":"x"}"#.into(), "ownership_event", "unknown_message_type"),
+        (
+            r#"{"type":"inference_request","request_id":"r","stream":false}"#.into(),
+            "inference_request",
+            "invalid_message",
+        ),
+        (
+            r#"{"type":"preflight","request_id":"p","estimated_tokens":"many"}"#.into(),
+            "preflight",
+            "invalid_message",
+        ),
+        (
+            format!(
+                r#"{{"type":"nak","in_reply_to":"{}","error":{{"code":"c","message":"m"}}}}"#,
+                "x".repeat(100 * 1024)
+            ),
+            "unknown",
+            "frame_too_large",
+        ),
+    ];
+    for (frame, in_reply_to, code) in naks {
+        session.send_text(frame).await;
+        let nak = session
+            .expect(Duration::from_secs(5), |m| match m {
+                ProviderMessage::Nak(n) => Some(n.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(
+            (nak.in_reply_to.as_str(), nak.error.code.as_str()),
+            (in_reply_to, code),
+            "{}",
+            nak.error.message
+        );
+        assert!(!nak.error.message.is_empty());
+    }
+
+    session.send(&request("neg", chat_body(MODEL, "hi", -5, false), false)).await;
+    let end = session.expect(Duration::from_secs(5), end_of("neg")).await;
+    assert_eq!(end.status, EndStatus::ErrorInternal);
+    let err = end.error.unwrap();
+    assert_eq!(err.code, "invalid_request");
+    assert!(err.message.contains("max_tokens") && err.message.contains("-5"), "{}", err.message);
+
+    session.send(&request("other", chat_body("some-other-model", "hi", 5, false), false)).await;
+    let end = session.expect(Duration::from_secs(5), end_of("other")).await;
+    assert_eq!(end.status, EndStatus::ErrorModelNotLoaded);
+    assert!(end.error.unwrap().message.contains("some-other-model"));
+
+    session.send(&request("dup", chat_body(MODEL, "token_delay_ms=50", 20, false), false)).await;
+    session.send(&request("dup", chat_body(MODEL, "again", 2, false), false)).await;
+    let nak = session
+        .expect(Duration::from_secs(5), |m| match m {
+            ProviderMessage::Nak(n) => Some(n.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(nak.error.code, "duplicate_request_id");
+
+    // Still the same session, still serving.
+    let end = session.expect(Duration::from_secs(10), end_of("dup")).await;
+    assert_eq!(end.status, EndStatus::Complete);
+    session.send(&request("ok", chat_body(MODEL, "fine", 2, false), false)).await;
+    let end = session.expect(Duration::from_secs(5), end_of("ok")).await;
+    assert_eq!(end.status, EndStatus::Complete);
+    assert_eq!(provider.status().snapshot().connection.reconnects, 0);
+    provider.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_codes_decide_between_retrying_and_stopping() {
+    // A retryable close: the provider comes back with a new handshake.
+    let fake = FakeCoordinator::bind(30).await;
+    let provider = Provider::start(config(fake.url()), Arc::new(ScriptedEngine::new(MODEL)));
+    let mut session = fake.accept().await;
+    session.close(4007, "provisional pool full").await;
+    let _again = fake.accept().await;
+    assert!(
+        eventually(Duration::from_secs(5), || provider.status().snapshot().connection.reconnects == 1).await
+    );
+    provider.stop().await;
+
+    // 4004 is terminal: stop reconnecting and tell the user to update.
+    let fake = FakeCoordinator::bind(30).await;
+    let mut provider = Provider::start(config(fake.url()), Arc::new(ScriptedEngine::new(MODEL)));
+    let mut session = fake.accept_raw().await;
+    session.close(4004, "version_unsupported: binary_version 0.1.0 below required 9.0.0").await;
+    tokio::time::timeout(Duration::from_secs(5), provider.wait())
+        .await
+        .expect("provider should stop on 4004");
+    let status = provider.status().snapshot();
+    assert_eq!(status.phase, ProviderPhase::Error);
+    assert!(status.reason.contains("update Hearth"), "{}", status.reason);
+    assert!(status.reason.contains("9.0.0"), "{}", status.reason);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_coordinator_ends_jobs_as_lost_and_the_provider_reconnects() {
+    let fake = FakeCoordinator::bind(30).await;
+    let provider = Provider::start(config(fake.url()), Arc::new(ScriptedEngine::new(MODEL)));
+    let session = fake.accept().await;
+    let mut session = session;
+    session.send(&request("req-x", chat_body(MODEL, "token_delay_ms=50", 1000, true), true)).await;
+    session
+        .expect(Duration::from_secs(5), |m| {
+            matches!(m, ProviderMessage::InferenceResponseChunk(_)).then_some(())
+        })
+        .await;
+    drop(session); // the coordinator vanishes mid-stream
+    let _again = fake.accept().await;
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            provider.status().snapshot().recent_jobs.iter().any(|j| j.request_id == "req-x")
+        })
+        .await
+    );
+    let status = provider.status().snapshot();
+    let job = status.recent_jobs.iter().find(|j| j.request_id == "req-x").unwrap();
+    assert_eq!(job.outcome, JobOutcome::Lost);
+    assert!(job.reason.as_deref().unwrap().contains("lost mid-request"), "{:?}", job.reason);
+    assert_eq!(status.jobs_lost, 1);
+    let _ = HashMap::<(), ()>::new();
+    provider.stop().await;
+}

@@ -1,0 +1,194 @@
+//! A scriptable fake coordinator on a real socket: accepts provider sessions, answers the hello,
+//! and lets a test send any frame and watch what the provider sends back, with arrival times.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use hearth_protocol::{decode_provider, encode, CoordinatorMessage, Hello, HelloAck, ProviderMessage};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+pub struct FakeCoordinator {
+    pub addr: SocketAddr,
+    pub heartbeat_interval_s: u64,
+    listener: TcpListener,
+}
+
+/// What the fake saw from the provider.
+#[derive(Debug)]
+pub enum Seen {
+    Message(ProviderMessage),
+    Ping,
+    Close(Option<u16>),
+    Ended,
+}
+
+pub struct Session {
+    pub hello: Hello,
+    pub authorization: Option<String>,
+    sink: SplitSink<WebSocketStream<TcpStream>, Message>,
+    seen: mpsc::UnboundedReceiver<(Instant, Seen)>,
+}
+
+impl FakeCoordinator {
+    pub async fn bind(heartbeat_interval_s: u64) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self { addr: listener.local_addr().unwrap(), heartbeat_interval_s, listener }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws/provider", self.addr)
+    }
+
+    /// Accepts the next provider connection and completes the handshake.
+    pub async fn accept(&self) -> Session {
+        let mut session = self.accept_raw().await;
+        let ack = HelloAck {
+            coordinator_version: 1,
+            assigned_id: uuid::Uuid::new_v4().to_string(),
+            heartbeat_interval_s: self.heartbeat_interval_s,
+            tier: Some("provisional".into()),
+            recommended_binary_version: None,
+            required_binary_version: None,
+            assigned_provider_token: None,
+            auth_state: Some("bearer_validated".into()),
+            autoupdate_drain_extensions: Some(true),
+            compatibility_policy: Some("unconfigured".into()),
+        };
+        session.send(&CoordinatorMessage::HelloAck(ack)).await;
+        session
+    }
+
+    /// Accepts a connection and reads the hello, without answering it.
+    pub async fn accept_raw(&self) -> Session {
+        let (tcp, _) = tokio::time::timeout(Duration::from_secs(20), self.listener.accept())
+            .await
+            .expect("no provider connected within 20 s")
+            .unwrap();
+        let auth = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let auth_seen = auth.clone();
+        let ws = tokio_tungstenite::accept_hdr_async(
+            tcp,
+            move |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                  resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                *auth_seen.lock().unwrap() =
+                    req.headers().get("authorization").map(|v| v.to_str().unwrap_or("").to_string());
+                Ok(resp)
+            },
+        )
+        .await
+        .unwrap();
+        let (sink, mut stream) = ws.split();
+        let (tx, mut seen) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(frame) = stream.next().await {
+                let now = Instant::now();
+                let item = match frame {
+                    Ok(Message::Text(t)) => {
+                        Seen::Message(decode_provider(&t, usize::MAX).expect("provider sent a bad frame"))
+                    }
+                    Ok(Message::Ping(_)) => Seen::Ping,
+                    Ok(Message::Close(f)) => Seen::Close(f.map(|f| u16::from(f.code))),
+                    Ok(_) => continue,
+                    Err(_) => break,
+                };
+                if tx.send((now, item)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send((Instant::now(), Seen::Ended));
+        });
+        let hello = match seen.recv().await {
+            Some((_, Seen::Message(ProviderMessage::Hello(h)))) => h,
+            other => panic!("expected a hello first, got {other:?}"),
+        };
+        let authorization = auth.lock().unwrap().clone();
+        Session { hello, authorization, sink, seen }
+    }
+}
+
+impl Session {
+    /// Sends a message; returns how long the write (with flush) took.
+    pub async fn send(&mut self, message: &CoordinatorMessage) -> Duration {
+        self.send_text(encode(message)).await
+    }
+
+    pub async fn send_text(&mut self, text: String) -> Duration {
+        let started = Instant::now();
+        self.sink.send(Message::text(text)).await.expect("write to provider failed");
+        started.elapsed()
+    }
+
+    pub async fn close(&mut self, code: u16, reason: &str) {
+        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_string().into() };
+        let _ = self.sink.send(Message::Close(Some(frame))).await;
+    }
+
+    /// The next thing seen, or None after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<(Instant, Seen)> {
+        tokio::time::timeout(timeout, self.seen.recv()).await.ok().flatten()
+    }
+
+    /// Waits for the first provider message matching `pred`, skipping heartbeats and anything else.
+    pub async fn expect<T>(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(&ProviderMessage) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left).await {
+                Some((_, Seen::Message(m))) => {
+                    if let Some(t) = pred(&m) {
+                        return t;
+                    }
+                }
+                Some((_, Seen::Ended)) => panic!("the provider closed the connection"),
+                Some(_) => {}
+                None => panic!("timed out waiting for the expected message"),
+            }
+        }
+    }
+}
+
+pub fn chat_body(model: &str, prompt: &str, max_tokens: i64, stream: bool) -> String {
+    serde_json::json!({
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "stream": stream,
+    })
+    .to_string()
+}
+
+pub fn request(id: &str, body: String, stream: bool) -> CoordinatorMessage {
+    CoordinatorMessage::InferenceRequest(hearth_protocol::InferenceRequest {
+        request_id: id.into(),
+        stream,
+        body,
+        settlement: None,
+        conversation_key: None,
+        body_encoding: None,
+    })
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}

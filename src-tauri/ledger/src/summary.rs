@@ -1,0 +1,61 @@
+//! The aggregate shapes the UI reads. Every money figure says in its name where it came from:
+//! `estimated_*` is our rate-card estimate, `credited_*` is what the coordinator reported.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::CreditedSnapshot;
+
+/// Totals over one period, bucketed by a job's `ended_at`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodTotals {
+    /// Every recorded job, whatever its outcome.
+    pub jobs: u64,
+    /// Tokens over all jobs (work done, paid or not).
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Sum of per-job rate-card estimates (only `complete` and `cancelled` contribute).
+    pub estimated_credits: i64,
+    /// Jobs cut by a disconnect: served work the coordinator dropped, earning nothing.
+    pub lost_jobs: u64,
+    /// Jobs that ended with an error status (earning nothing).
+    pub error_jobs: u64,
+}
+
+/// What the coordinator last said it credited, and how far our estimate is from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreditedView {
+    /// The newest snapshot from `/providers/{id}/earnings`.
+    pub latest: CreditedSnapshot,
+    /// `total.estimated_credits − latest.total_credits`. Positive: we expect more than has been
+    /// credited (not yet settled, priced differently, or never paid). It is only meaningful when the
+    /// ledger covers the provider id's whole history (the coordinator's total includes jobs served
+    /// by other installs using the same id, or before this ledger existed).
+    pub estimated_minus_credited: i64,
+}
+
+/// The earnings panel: local estimates by period, plus the coordinator's credited figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarningsSummary {
+    /// The `now` the summary was computed for (unix ms).
+    pub now_unix_ms: i64,
+    /// Start of "today": midnight UTC of `now` (the coordinator's windows are UTC too).
+    pub today_start_unix_ms: i64,
+    /// Jobs that ended since `today_start_unix_ms`.
+    pub today: PeriodTotals,
+    /// Jobs that ended in the rolling 7 × 24 h before `now`.
+    pub last_7_days: PeriodTotals,
+    /// Everything in the ledger.
+    pub total: PeriodTotals,
+    /// `None` until the earnings endpoint has been polled successfully once.
+    pub credited: Option<CreditedView>,
+}
+
+/// One UTC hour of a chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HourBucket {
+    pub hour_start_unix_ms: i64,
+    pub jobs: u64,
+    /// Prompt plus completion tokens.
+    pub tokens: u64,
+    pub estimated_credits: i64,
+}

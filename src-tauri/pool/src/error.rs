@@ -1,0 +1,16 @@
+//! Errors at the crate boundary. Everything after startup is reported per request or per session,
+//! so only starting and serving can fail as a whole.
+
+use std::net::SocketAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("cannot listen on {addr}: {source} (is another pool or coordinator already running there?)")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the pool's HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}

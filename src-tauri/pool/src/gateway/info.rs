@@ -1,0 +1,53 @@
+//! Read-only views: models, pool status, health, usage.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use hearth_protocol::ProviderState;
+use serde_json::{json, Value};
+
+use crate::ledger::UsageSummary;
+use crate::state::Shared;
+use crate::status::PoolStatus;
+
+/// `GET /v1/models`: an OpenAI list of the models connected providers serve.
+pub(crate) async fn models(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let mut models: BTreeMap<String, u64> = BTreeMap::new();
+    for row in shared.lock().providers.values().filter(|r| r.link.is_some()) {
+        let created = models.entry(row.model_id.clone()).or_insert(row.connected_unix);
+        *created = (*created).min(row.connected_unix);
+    }
+    let data: Vec<Value> = models
+        .into_iter()
+        .map(|(id, created)| json!({"id": id, "object": "model", "created": created, "owned_by": "hearth-pool"}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+/// `GET /v1/status`.
+pub(crate) async fn status(State(shared): State<Arc<Shared>>) -> Json<PoolStatus> {
+    Json(shared.snapshot())
+}
+
+/// `GET /healthz`.
+pub(crate) async fn healthz(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let (pool_size, pool_ready) = {
+        let reg = shared.lock();
+        let ready = reg.providers.values().filter(|r| r.state == ProviderState::Ready).count();
+        (reg.providers.len(), ready)
+    };
+    Json(json!({
+        "status": "ok",
+        "uptime_s": shared.started.elapsed().as_secs(),
+        "pool_size": pool_size,
+        "pool_ready": pool_ready,
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// `GET /v1/usage`: totals of finished requests.
+pub(crate) async fn usage(State(shared): State<Arc<Shared>>) -> Json<UsageSummary> {
+    Json(shared.ledger().usage())
+}

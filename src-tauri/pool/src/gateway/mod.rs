@@ -1,0 +1,31 @@
+//! The HTTP surface on the pool's one port: the provider WebSocket and the buyer API.
+
+mod chat;
+mod earnings;
+mod errors;
+mod info;
+mod sse;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::state::Shared;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    // A buyer body must fit in one `inference_request` frame.
+    let body_limit = shared.config.max_frame_bytes;
+    Router::new()
+        .route("/ws/provider", get(crate::session::upgrade))
+        .route("/v1/chat/completions", post(chat::chat))
+        .route("/v1/models", get(info::models))
+        .route("/v1/status", get(info::status))
+        .route("/v1/usage", get(info::usage))
+        .route("/healthz", get(info::healthz))
+        .route("/v1/rate-card", get(earnings::rate_card))
+        .route("/providers/{provider_id}/earnings", get(earnings::provider_earnings))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(shared)
+}

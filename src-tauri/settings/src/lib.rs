@@ -1,0 +1,30 @@
+//! Hearth's settings.
+//!
+//! * [`model`]: the [`Settings`] a user can edit (TOML), with sensible defaults.
+//! * [`validate`]: field-level, human error messages ([`FieldError`]), for both bad values and
+//!   TOML that does not parse.
+//! * [`paths`]: where the config and data live (platform dirs, or `HEARTH_HOME` for tests and CI).
+//! * [`store`]: load and atomic, owner-only save.
+//! * [`watcher`]: live reload of external edits; an invalid edit is rejected and the last good
+//!   settings stay in force.
+//! * [`keychain`]: the provider token in the OS keychain (never in the settings file or logs), with
+//!   a `HEARTH_PROVIDER_TOKEN` override for headless use.
+
+pub mod error;
+pub mod keychain;
+pub mod model;
+pub mod paths;
+pub mod store;
+pub mod validate;
+pub mod watcher;
+
+pub use error::SettingsError;
+pub use keychain::{
+    resolve_token, resolve_token_with, Keychain, KeychainError, ProviderToken, ResolvedToken, TokenSource,
+    PROVIDER_TOKEN_ENV, PROVIDER_TOKEN_SERVICE,
+};
+pub use model::{Coordinator, EngineKind, Settings};
+pub use paths::{HearthPaths, HEARTH_HOME_ENV};
+pub use store::SettingsStore;
+pub use validate::{is_safe_provider_id, FieldError};
+pub use watcher::{SettingsEvent, SettingsWatcher};

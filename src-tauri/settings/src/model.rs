@@ -1,0 +1,144 @@
+//! The settings a user can edit, as they appear in `settings.toml`.
+//!
+//! There is deliberately no token field: the provider token lives in the keychain
+//! ([`crate::keychain`]), so it can never end up in this file, a backup of it, or a log line that
+//! prints the settings.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::validate::FieldError;
+
+/// Which coordinator to serve.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Coordinator {
+    /// The embedded local pool (no network needed): the default, and the test peer.
+    #[default]
+    LocalPool,
+    /// A remote coordinator's provider endpoint, used exactly as written, e.g.
+    /// `wss://host/ws/provider`. Checked by [`Settings::validate`].
+    Url(String),
+}
+
+impl fmt::Display for Coordinator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Coordinator::LocalPool => f.write_str("local_pool"),
+            Coordinator::Url(u) => f.write_str(u),
+        }
+    }
+}
+
+// In TOML it is one string: `coordinator = "local_pool"` or `coordinator = "wss://…"`.
+impl Serialize for Coordinator {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Coordinator {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(if s == "local_pool" { Coordinator::LocalPool } else { Coordinator::Url(s) })
+    }
+}
+
+/// The inference backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// candle on the CPU; any OS.
+    Cpu,
+    /// mlx on Apple Silicon; the production path on a Mac.
+    Mlx,
+    /// Forward to a local OpenAI-compatible server at `loopback_url`.
+    Loopback,
+    /// Canned output, for tests and demos.
+    Scripted,
+}
+
+impl Default for EngineKind {
+    /// `mlx` on Apple Silicon, `cpu` elsewhere.
+    fn default() -> Self {
+        if cfg!(all(target_os = "macos", target_arch = "aarch64")) {
+            EngineKind::Mlx
+        } else {
+            EngineKind::Cpu
+        }
+    }
+}
+
+/// Everything in `settings.toml`. Unknown keys are refused (a typo such as `slot = 2` should be an
+/// error the user sees, not a setting silently ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub coordinator: Coordinator,
+    /// The provider's identity towards the coordinator (and the keychain account of its token).
+    /// Required in the file: a default here would mint a new identity on every load.
+    pub provider_id: String,
+    /// The model directory (mlx-community layout) or GGUF file. `None`: the engine's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_path: Option<PathBuf>,
+    #[serde(default)]
+    pub engine: EngineKind,
+    /// Base URL of the local OpenAI-compatible server; required when `engine = "loopback"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loopback_url: Option<String>,
+    /// Concurrent jobs offered to the coordinator (it clamps to 8).
+    #[serde(default = "default_slots")]
+    pub slots: u32,
+    #[serde(default)]
+    pub start_at_login: bool,
+    /// Stop taking work on battery power (drain, then go offline until plugged in).
+    #[serde(default = "default_true")]
+    pub pause_on_battery: bool,
+    /// Port of the local control API on 127.0.0.1; `None` picks a free one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_port: Option<u16>,
+}
+
+fn default_slots() -> u32 {
+    1
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for Settings {
+    /// Local pool, a fresh random provider id (a UUID, as the protocol suggests), the platform's
+    /// engine, one slot, pause on battery.
+    fn default() -> Self {
+        Settings {
+            coordinator: Coordinator::LocalPool,
+            provider_id: uuid::Uuid::new_v4().to_string(),
+            model_path: None,
+            engine: EngineKind::default(),
+            loopback_url: None,
+            slots: default_slots(),
+            start_at_login: false,
+            pause_on_battery: true,
+            control_port: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Parses and validates TOML. Parse errors and invalid values both come back as field errors.
+    pub fn from_toml_str(src: &str) -> Result<Settings, Vec<FieldError>> {
+        let settings: Settings =
+            toml::from_str(src).map_err(|e| vec![FieldError::from_toml(src, &e)])?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The TOML text `save` writes.
+    pub fn to_toml_string(&self) -> String {
+        // Serialising plain scalars and strings cannot fail.
+        toml::to_string_pretty(self).expect("settings serialise to TOML")
+    }
+}
