@@ -152,7 +152,7 @@ impl Shared {
     pub(crate) fn on_end(&self, assigned_id: &str, end: ResponseEnd) {
         let req = {
             let mut reg = self.lock();
-            if !reg.requests.get(&end.request_id).is_some_and(|r| r.assigned_id == assigned_id) {
+            if reg.requests.get(&end.request_id).is_none_or(|r| r.assigned_id != assigned_id) {
                 tracing::debug!(request_id = %end.request_id, "end for an unknown request dropped");
                 return;
             }

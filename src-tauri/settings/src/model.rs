@@ -130,8 +130,7 @@ impl Default for Settings {
 impl Settings {
     /// Parses and validates TOML. Parse errors and invalid values both come back as field errors.
     pub fn from_toml_str(src: &str) -> Result<Settings, Vec<FieldError>> {
-        let settings: Settings =
-            toml::from_str(src).map_err(|e| vec![FieldError::from_toml(src, &e)])?;
+        let settings: Settings = toml::from_str(src).map_err(|e| vec![FieldError::from_toml(src, &e)])?;
         settings.validate()?;
         Ok(settings)
     }

@@ -36,7 +36,10 @@ impl HearthPaths {
             return Ok(HearthPaths { config_dir: home.join("config"), data_dir: home.join("data") });
         }
         let dirs = ProjectDirs::from("dev", "hearth", "Hearth").ok_or(SettingsError::NoHome)?;
-        Ok(HearthPaths { config_dir: dirs.config_dir().to_path_buf(), data_dir: dirs.data_dir().to_path_buf() })
+        Ok(HearthPaths {
+            config_dir: dirs.config_dir().to_path_buf(),
+            data_dir: dirs.data_dir().to_path_buf(),
+        })
     }
 
     /// `<config>/settings.toml`.

@@ -98,7 +98,8 @@ fn check_coordinator_url(raw: &str) -> Result<(), String> {
     if raw.trim() != raw {
         return Err("has leading or trailing spaces".into());
     }
-    let url = Url::parse(raw).map_err(|e| format!("is not a valid URL ({e}); expected wss://host/ws/provider"))?;
+    let url =
+        Url::parse(raw).map_err(|e| format!("is not a valid URL ({e}); expected wss://host/ws/provider"))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("URLs with a user:password@ part are refused; the token is kept in the keychain".into());
     }
@@ -116,7 +117,8 @@ fn check_coordinator_url(raw: &str) -> Result<(), String> {
 }
 
 fn check_loopback_url(raw: &str) -> Result<(), String> {
-    let url = Url::parse(raw).map_err(|e| format!("is not a valid URL ({e}); e.g. http://127.0.0.1:11434/v1"))?;
+    let url =
+        Url::parse(raw).map_err(|e| format!("is not a valid URL ({e}); e.g. http://127.0.0.1:11434/v1"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("scheme {}:// is not supported; use http:// or https://", url.scheme()));
     }
@@ -146,10 +148,7 @@ impl Settings {
                 format!("is {} characters long; at most {MAX_PROVIDER_ID_LEN}", self.provider_id.len()),
             ));
         } else if !is_safe_provider_id(&self.provider_id) {
-            errors.push(FieldError::new(
-                "provider_id",
-                "may contain only letters, digits, '-', '_' and '.'",
-            ));
+            errors.push(FieldError::new("provider_id", "may contain only letters, digits, '-', '_' and '.'"));
         }
         if let Some(p) = &self.model_path {
             if p.as_os_str().is_empty() {
@@ -176,7 +175,12 @@ impl Settings {
         if !SLOTS_RANGE.contains(&self.slots) {
             errors.push(FieldError::new(
                 "slots",
-                format!("must be between {} and {} (got {})", SLOTS_RANGE.start(), SLOTS_RANGE.end(), self.slots),
+                format!(
+                    "must be between {} and {} (got {})",
+                    SLOTS_RANGE.start(),
+                    SLOTS_RANGE.end(),
+                    self.slots
+                ),
             ));
         }
         if self.control_port == Some(0) {
@@ -234,9 +238,13 @@ mod tests {
         let e = coord("wss://user:pw@coord.example.com/ws/provider").unwrap_err();
         assert_eq!(e[0].field, "coordinator");
         assert!(e[0].message.starts_with("URLs with a user:password@ part are refused"), "{}", e[0]);
-        assert!(coord("wss://tok@coord.example.com/ws/provider").unwrap_err()[0].message.contains("user:password@"));
+        assert!(coord("wss://tok@coord.example.com/ws/provider").unwrap_err()[0]
+            .message
+            .contains("user:password@"));
         assert!(coord("https://coord.example.com/ws/provider").unwrap_err()[0].message.contains("https://"));
-        assert!(coord("wss://coord.example.com/ws/provider?token=x").unwrap_err()[0].message.contains("?query"));
+        assert!(coord("wss://coord.example.com/ws/provider?token=x").unwrap_err()[0]
+            .message
+            .contains("?query"));
         assert!(coord("not a url").unwrap_err()[0].message.contains("not a valid URL"));
         assert!(coord("").unwrap_err()[0].message.contains("is empty"));
         // A lookalike of localhost is not loopback.

@@ -1,0 +1,466 @@
+//! The buyer side over real sockets: a reqwest buyer, the pool, and a fake provider.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hearth_pool::PoolConfig;
+use hearth_protocol::openai::{ChunkBuilder, FinishReason, SSE_DONE};
+use hearth_protocol::{
+    CoordinatorMessage, EndStatus, InferenceRequest, PreflightAck, PreflightReason, ProviderMessage,
+    ProviderState, ResponseChunk, ResponseEnd, Usage,
+};
+use serde_json::Value;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn post_chat(addr: std::net::SocketAddr, body: String) -> reqwest::Response {
+    client()
+        .post(url(addr, "/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get_json(addr: std::net::SocketAddr, path: &str) -> Value {
+    client().get(url(addr, path)).send().await.unwrap().json().await.unwrap()
+}
+
+/// The pool's error envelope: status plus `error.code`.
+async fn error_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    (status, body["error"].clone())
+}
+
+async fn expect_request(p: &mut FakeProvider) -> InferenceRequest {
+    match p.recv().await {
+        CoordinatorMessage::InferenceRequest(r) => r,
+        other => panic!("expected inference_request, got {other:?}"),
+    }
+}
+
+fn chunk(request_id: &str, seq: u64, data: String) -> ProviderMessage {
+    ProviderMessage::InferenceResponseChunk(ResponseChunk { request_id: request_id.into(), seq, data })
+}
+
+fn end(request_id: &str, status: EndStatus, chunks_sent: u64, usage: Usage) -> ProviderMessage {
+    ProviderMessage::InferenceResponseEnd(ResponseEnd {
+        request_id: request_id.into(),
+        status,
+        chunks_sent,
+        usage,
+        error: None,
+        retryable: None,
+        terminal_state_ts_unix_ms: None,
+    })
+}
+
+/// The streamed events a provider sends for "ok".
+fn stream_events() -> Vec<String> {
+    let b = ChunkBuilder::new("chatcmpl-1", 1_764_000_000, MODEL);
+    vec![
+        b.role(),
+        b.content("ok"),
+        b.finish(FinishReason::Stop),
+        b.usage(&Usage::new(39, 1)),
+        SSE_DONE.into(),
+    ]
+}
+
+#[tokio::test]
+async fn non_streaming_completion_end_to_end_with_usage_and_earnings() {
+    let pool = start(config()).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "prov-a", 1).await;
+    let body = chat_body(false);
+    let buyer = tokio::spawn(post_chat(addr, body.clone()));
+
+    let req = expect_request(&mut p).await;
+    assert!(req.request_id.starts_with("req-"));
+    assert!(!req.stream);
+    assert_eq!(req.body, body, "the buyer's body is forwarded unchanged");
+    let completion =
+        ChunkBuilder::new("chatcmpl-1", 1, MODEL).completion("ok", FinishReason::Stop, &Usage::new(39, 1));
+    p.send(chunk(&req.request_id, 0, completion.clone())).await;
+    p.send(end(&req.request_id, EndStatus::Complete, 1, Usage::new(39, 1))).await;
+
+    let resp = buyer.await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-macprovider-provider"], "prov-a");
+    assert_eq!(resp.headers()["x-macprovider-route"], p.ack.assigned_id.as_str());
+    assert_eq!(resp.text().await.unwrap(), completion);
+
+    let usage = get_json(addr, "/v1/usage").await;
+    assert_eq!(usage["requests"], 1);
+    assert_eq!(usage["prompt_tokens"], 39);
+    assert_eq!(usage["completion_tokens"], 1);
+    assert_eq!(usage["by_provider"]["prov-a"]["requests"], 1);
+
+    // 39 prompt + 1 completion = 20.5 credits gross -> 20 (half-even); provider 90 % = 18.
+    let earnings = get_json(addr, "/providers/prov-a/earnings").await;
+    assert_eq!(earnings["total_credits"], 18);
+    assert_eq!(earnings["current_window_credits"], 18);
+    assert_eq!(earnings["provider_share_bps"], 9000);
+    assert_eq!(earnings["fault_count"], 0);
+    assert_eq!(earnings["models_served"][0], MODEL);
+
+    let card = get_json(addr, "/v1/rate-card").await;
+    let row = &card["rows"]["tiny-model"];
+    assert_eq!(row["prompt_rate_per_mtok"], 500000);
+    assert_eq!(row["completion_rate_per_mtok"], 1000000);
+    assert_eq!(row["provider_share_bps"], 9000);
+    assert_eq!(row["global_multiplier_ppm"], 1000000);
+    assert_eq!(card["usd_per_million_credits"], 1.0);
+
+    // The slot came back: a second request routes to the same provider.
+    let buyer = tokio::spawn(post_chat(addr, chat_body(false)));
+    let req = expect_request(&mut p).await;
+    p.send(chunk(&req.request_id, 0, completion)).await;
+    p.send(end(&req.request_id, EndStatus::Complete, 1, Usage::new(39, 1))).await;
+    assert_eq!(buyer.await.unwrap().status(), 200);
+    assert_eq!(pool.usage().requests, 2);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn streaming_completion_passes_events_verbatim() {
+    let pool = start(config()).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "prov-s", 1).await;
+    let buyer = tokio::spawn(async move {
+        let resp = post_chat(addr, chat_body(true)).await;
+        let headers = resp.headers().clone();
+        (resp.status(), headers, resp.text().await.unwrap())
+    });
+    let req = expect_request(&mut p).await;
+    assert!(req.stream);
+    let events = stream_events();
+    for (seq, data) in events.iter().enumerate() {
+        p.send(chunk(&req.request_id, seq as u64, data.clone())).await;
+    }
+    p.send(end(&req.request_id, EndStatus::Complete, events.len() as u64, Usage::new(39, 1))).await;
+
+    let (status, headers, text) = buyer.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["x-accel-buffering"], "no");
+    assert_eq!(headers["x-macprovider-provider"], "prov-s");
+    assert_eq!(text, events.concat());
+    let usage = pool.usage();
+    assert_eq!((usage.requests, usage.prompt_tokens, usage.completion_tokens), (1, 39, 1));
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn keepalive_comments_flow_while_waiting_for_the_first_chunk() {
+    let pool = start(PoolConfig { sse_keepalive: Duration::from_millis(50), ..config() }).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "slow", 1).await;
+    let buyer = tokio::spawn(async move { post_chat(addr, chat_body(true)).await.text().await.unwrap() });
+    let req = expect_request(&mut p).await;
+    tokio::time::sleep(Duration::from_millis(400)).await; // a long prefill
+    let events = stream_events();
+    for (seq, data) in events.iter().enumerate() {
+        p.send(chunk(&req.request_id, seq as u64, data.clone())).await;
+    }
+    p.send(end(&req.request_id, EndStatus::Complete, events.len() as u64, Usage::new(39, 1))).await;
+    let text = buyer.await.unwrap();
+    let (before, after) = text.split_at(text.find("data: ").expect("events"));
+    assert!(before.matches(": keepalive\n\n").count() >= 2, "keepalives before the first event: {before:?}");
+    assert_eq!(before.replace(": keepalive\n\n", ""), "");
+    assert_eq!(after, events.concat(), "no keepalive once events flow");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn busy_provider_gives_503_no_provider_available() {
+    let pool = start(config()).await;
+    let mut p = FakeProvider::ready(&pool, "busy-one", 1).await;
+    p.state(ProviderState::Busy, 0, 1).await;
+    wait_for(&pool, |s| s.pool.degraded == 1).await;
+    let (status, error) = error_of(post_chat(pool.local_addr(), chat_body(false)).await).await;
+    assert_eq!(status, 503);
+    assert_eq!(error["code"], "no_provider_available");
+    assert!(error["message"].as_str().unwrap().contains("(1 busy, 0 ready)"), "{error}");
+    assert!(error.get("type").is_some() && error.get("param").is_some());
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_model_is_404_and_bad_requests_are_400() {
+    let pool = start(config()).await;
+    let _p = FakeProvider::ready(&pool, "p", 1).await;
+    let addr = pool.local_addr();
+    let body = serde_json::json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]});
+    let (status, error) = error_of(post_chat(addr, body.to_string()).await).await;
+    assert_eq!(status, 404);
+    assert_eq!(error["code"], "model_not_found");
+
+    let body = serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": -5});
+    let (status, error) = error_of(post_chat(addr, body.to_string()).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(error["code"], "invalid_request");
+    assert_eq!(error["param"], "max_tokens");
+    assert_eq!(error["type"], "invalid_request_error");
+
+    let (status, error) = error_of(post_chat(addr, "{not json".into()).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(error["code"], "invalid_request");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn buyer_disconnect_sends_cancel_request() {
+    let pool = start(PoolConfig { sse_keepalive: Duration::from_millis(30), ..config() }).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "p", 1).await;
+    let (got_first, first) = tokio::sync::oneshot::channel();
+    let buyer = tokio::spawn(async move {
+        let mut resp = post_chat(addr, chat_body(true)).await;
+        let bytes = resp.chunk().await.unwrap().unwrap();
+        let _ = got_first.send(bytes);
+        // Dropping the response closes the connection.
+    });
+    let req = expect_request(&mut p).await;
+    assert_eq!(&first.await.unwrap()[..], b": keepalive\n\n");
+    buyer.await.unwrap();
+    match p.recv().await {
+        CoordinatorMessage::CancelRequest(c) => {
+            assert_eq!(c.request_id, req.request_id);
+            assert_eq!(c.reason, "buyer_disconnected");
+        }
+        other => panic!("expected cancel_request, got {other:?}"),
+    }
+    // The provider's cancelled end is still recorded (usage so far).
+    p.send(end(&req.request_id, EndStatus::Cancelled, 0, Usage::new(10, 0))).await;
+    wait_for(&pool, |s| s.providers[0].active_requests == 0).await;
+    assert_eq!(pool.usage().requests, 1);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn provider_disconnect_mid_stream_ends_with_an_sse_error_then_done() {
+    let pool = start(config()).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "flaky", 1).await;
+    let buyer = tokio::spawn(async move { post_chat(addr, chat_body(true)).await.text().await.unwrap() });
+    let req = expect_request(&mut p).await;
+    let events = stream_events();
+    p.send(chunk(&req.request_id, 0, events[0].clone())).await;
+    p.send(chunk(&req.request_id, 1, events[1].clone())).await;
+    drop(p);
+    let text = buyer.await.unwrap();
+    let prefix = format!("{}{}", events[0], events[1]);
+    assert!(text.starts_with(&prefix), "{text}");
+    let rest: Vec<&str> = text[prefix.len()..].split("\n\n").filter(|s| !s.is_empty()).collect();
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    let error: Value = serde_json::from_str(rest[0].strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(error["error"]["code"], "provider_disconnected");
+    assert_eq!(rest[1], "data: [DONE]");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn provider_disconnect_fails_a_non_streaming_request_with_502() {
+    let pool = start(config()).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "flaky", 1).await;
+    let buyer = tokio::spawn(post_chat(addr, chat_body(false)));
+    expect_request(&mut p).await;
+    drop(p);
+    let (status, error) = error_of(buyer.await.unwrap()).await;
+    assert_eq!(status, 502);
+    assert_eq!(error["code"], "provider_error");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_timeout_cancels_and_answers_504() {
+    let pool = start(PoolConfig { request_timeout: Duration::from_millis(300), ..config() }).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "stuck", 1).await;
+    let buyer = tokio::spawn(post_chat(addr, chat_body(false)));
+    let req = expect_request(&mut p).await;
+    match p.recv().await {
+        CoordinatorMessage::CancelRequest(c) => {
+            assert_eq!(c.request_id, req.request_id);
+            assert_eq!(c.reason, "timeout");
+        }
+        other => panic!("expected cancel_request, got {other:?}"),
+    }
+    let (status, error) = error_of(buyer.await.unwrap()).await;
+    assert_eq!(status, 504);
+    assert_eq!(error["code"], "provider_timeout");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn error_end_statuses_map_to_openai_errors() {
+    let pool = start(config()).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "erring", 1).await;
+    for (end_status, http, code) in [
+        (EndStatus::ErrorInternal, 502, "provider_error"),
+        (EndStatus::ErrorQueueFull, 503, "no_provider_available"),
+        (EndStatus::ErrorContextExceeded, 400, "invalid_request"),
+    ] {
+        let buyer = tokio::spawn(post_chat(addr, chat_body(false)));
+        let req = expect_request(&mut p).await;
+        p.send(end(&req.request_id, end_status, 0, Usage::default())).await;
+        let (status, error) = error_of(buyer.await.unwrap()).await;
+        assert_eq!((status, error["code"].as_str().unwrap()), (http, code));
+    }
+    let earnings = get_json(addr, "/providers/erring/earnings").await;
+    assert_eq!(earnings["total_credits"], 0);
+    assert_eq!(earnings["fault_count"], 3);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn duplicate_request_id_nak_fails_the_request_with_502() {
+    let pool = start(config()).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "naky", 1).await;
+    let buyer = tokio::spawn(post_chat(addr, chat_body(false)));
+    let req = expect_request(&mut p).await;
+    p.send(ProviderMessage::Nak(hearth_protocol::Nak {
+        in_reply_to: "inference_request".into(),
+        error: hearth_protocol::ErrorBody::new(
+            hearth_protocol::nak_code::DUPLICATE_REQUEST_ID,
+            format!("request {} is already active", req.request_id),
+        ),
+    }))
+    .await;
+    let (status, error) = error_of(buyer.await.unwrap()).await;
+    assert_eq!(status, 502);
+    assert_eq!(error["code"], "provider_error");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn long_prompts_get_a_preflight_and_a_rejection_is_503() {
+    let pool = start(config()).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "small-ctx", 1).await;
+    let long = "word ".repeat(5000); // ~25 KB: over 4096 estimated tokens
+    let body =
+        serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": long}]}).to_string();
+    let buyer = tokio::spawn(post_chat(addr, body.clone()));
+    let CoordinatorMessage::Preflight(pf) = p.recv().await else { panic!("expected preflight") };
+    assert_eq!(pf.estimated_tokens, (body.len() / 4) as u64);
+    p.send(ProviderMessage::PreflightAck(PreflightAck {
+        request_id: pf.request_id,
+        accepted: false,
+        estimated_wait_ms: 0,
+        reason: Some(PreflightReason::ContextExceedsCapacity),
+        max_context_tokens: 4096,
+    }))
+    .await;
+    let (status, error) = error_of(buyer.await.unwrap()).await;
+    assert_eq!(status, 503);
+    assert_eq!(error["code"], "preflight_rejected");
+    assert!(error["message"].as_str().unwrap().contains("context_exceeds_capacity"));
+
+    // An accepted preflight is followed by the request itself.
+    let buyer = tokio::spawn(post_chat(addr, body));
+    let CoordinatorMessage::Preflight(pf) = p.recv().await else { panic!("expected preflight") };
+    p.send(ProviderMessage::PreflightAck(PreflightAck {
+        request_id: pf.request_id.clone(),
+        accepted: true,
+        estimated_wait_ms: 0,
+        reason: None,
+        max_context_tokens: 8192,
+    }))
+    .await;
+    let req = expect_request(&mut p).await;
+    assert_eq!(req.request_id, pf.request_id);
+    p.send(chunk(&req.request_id, 0, "{}".into())).await;
+    p.send(end(&req.request_id, EndStatus::Complete, 1, Usage::new(6000, 1))).await;
+    assert_eq!(buyer.await.unwrap().status(), 200);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn status_models_and_health_report_availability() {
+    let pool = start(config()).await;
+    let addr = pool.local_addr();
+    let status = get_json(addr, "/v1/status").await;
+    assert_eq!(status["status"], "idle");
+    assert_eq!(status["models"], serde_json::json!([]));
+
+    let mut p = FakeProvider::ready(&pool, "p1", 2).await;
+    let status = get_json(addr, "/v1/status").await;
+    assert_eq!(status["status"], "up");
+    assert_eq!(
+        status["pool"],
+        serde_json::json!({"total_providers": 1, "ready": 1, "degraded": 0, "draining": 0, "unavailable": 0})
+    );
+    let model = &status["models"][0];
+    assert_eq!(model["id"], MODEL);
+    assert_eq!(model["availability"], "available");
+    assert_eq!(model["available"], true);
+    assert_eq!(model["provider_count"], 1);
+    assert_eq!(model["ready_provider_count"], 1);
+    assert_eq!(model["total_slots"], 2);
+    assert_eq!(model["slots_free"], 2);
+    assert_eq!(model["max_context_tokens"], 8192);
+
+    p.state(ProviderState::Busy, 0, 2).await;
+    wait_for(&pool, |s| s.pool.degraded == 1).await;
+    let status = get_json(addr, "/v1/status").await;
+    assert_eq!(status["models"][0]["availability"], "no_free_slots");
+    assert_eq!(status["status"], "degraded");
+
+    p.state(ProviderState::Draining, 0, 2).await;
+    wait_for(&pool, |s| s.pool.draining == 1).await;
+    let status = get_json(addr, "/v1/status").await;
+    assert_eq!(status["models"][0]["availability"], "no_awake_provider");
+    assert_eq!(status["models"][0]["available"], false);
+
+    let models = get_json(addr, "/v1/models").await;
+    assert_eq!(models["object"], "list");
+    assert_eq!(models["data"][0]["id"], MODEL);
+    assert_eq!(models["data"][0]["object"], "model");
+    assert_eq!(models["data"][0]["owned_by"], "hearth-pool");
+
+    let health = get_json(addr, "/healthz").await;
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["pool_size"], 1);
+    assert_eq!(health["pool_ready"], 0);
+    assert!(health["version"].is_string() && health["uptime_s"].is_u64());
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn routing_prefers_the_least_loaded_provider() {
+    let pool = start(config()).await;
+    let addr = pool.local_addr();
+    let mut a = FakeProvider::ready(&pool, "a", 1).await;
+    let mut b = FakeProvider::ready(&pool, "b", 3).await;
+    let first = tokio::spawn(post_chat(addr, chat_body(false)));
+    let req = expect_request(&mut b).await;
+    assert!(a.recv_within(Duration::from_millis(100)).await.is_none());
+    b.send(chunk(&req.request_id, 0, "{}".into())).await;
+    b.send(end(&req.request_id, EndStatus::Complete, 1, Usage::new(1, 1))).await;
+    assert_eq!(first.await.unwrap().headers()["x-macprovider-provider"], "b");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn bind_conflict_is_a_clear_error() {
+    let pool = start(config()).await;
+    let err =
+        hearth_pool::Pool::start(PoolConfig { listen: pool.local_addr(), ..config() }).await.err().unwrap();
+    assert!(err.to_string().contains(&pool.local_addr().to_string()), "{err}");
+    let run =
+        hearth_pool::run(PoolConfig { listen: pool.local_addr(), ..config() }, std::future::pending()).await;
+    assert!(matches!(run, Err(hearth_pool::PoolError::Bind { .. })));
+    pool.shutdown().await;
+}
