@@ -19,7 +19,12 @@ async fn completions_flow_through_pool_and_provider_processes_with_usage_counted
     let http = reqwest::Client::new();
 
     // Non-streamed.
-    let r = http.post(pool.url("/v1/chat/completions")).json(&chat(MODEL, "hello there", 3, false)).send().await.unwrap();
+    let r = http
+        .post(pool.url("/v1/chat/completions"))
+        .json(&chat(MODEL, "hello there", 3, false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().contains_key("x-macprovider-provider"));
     let body: Value = r.json().await.unwrap();
@@ -45,11 +50,17 @@ async fn completions_flow_through_pool_and_provider_processes_with_usage_counted
     assert_eq!(usage["usage"]["completion_tokens"], 4);
 
     // Bad requests get the OpenAI envelope.
-    let r = http.post(pool.url("/v1/chat/completions")).json(&chat(MODEL, "x", -1, false)).send().await.unwrap();
+    let r =
+        http.post(pool.url("/v1/chat/completions")).json(&chat(MODEL, "x", -1, false)).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["param"], "max_tokens");
-    let r = http.post(pool.url("/v1/chat/completions")).json(&chat("no-such-model", "x", 1, false)).send().await.unwrap();
+    let r = http
+        .post(pool.url("/v1/chat/completions"))
+        .json(&chat("no-such-model", "x", 1, false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "model_not_found");
 
@@ -72,7 +83,12 @@ async fn completions_flow_through_pool_and_provider_processes_with_usage_counted
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_holds_ready_against_the_strict_pool_while_a_ping_keepalive_client_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = Pool::start(dir.path(), free_port(), &["--strict", "--heartbeat-interval", "1", "--write-timeout", "1"]).await;
+    let pool = Pool::start(
+        dir.path(),
+        free_port(),
+        &["--strict", "--heartbeat-interval", "1", "--write-timeout", "1"],
+    )
+    .await;
     let provider = Provider::start(&dir.path().join("p1"), &pool.ws_url(), &[]);
     pool.wait_ready(1, Duration::from_secs(10)).await;
 
@@ -132,7 +148,12 @@ async fn after_a_pool_crash_the_provider_is_back_within_the_backoff_bound_and_th
     // A long streamed job in flight at the kill.
     let url = pool.url("/v1/chat/completions");
     let buyer = tokio::spawn(async move {
-        let r = reqwest::Client::new().post(url).json(&chat(MODEL, "token_delay_ms=50", 1000, true)).send().await.unwrap();
+        let r = reqwest::Client::new()
+            .post(url)
+            .json(&chat(MODEL, "token_delay_ms=50", 1000, true))
+            .send()
+            .await
+            .unwrap();
         let mut r = r;
         let mut got = String::new();
         while let Ok(Some(c)) = r.chunk().await {
@@ -140,7 +161,9 @@ async fn after_a_pool_crash_the_provider_is_back_within_the_backoff_bound_and_th
         }
         got
     });
-    provider.status_eventually(Duration::from_secs(5), |s| s["active_jobs"].as_array().is_some_and(|a| !a.is_empty()));
+    provider.status_eventually(Duration::from_secs(5), |s| {
+        s["active_jobs"].as_array().is_some_and(|a| !a.is_empty())
+    });
     pool.proc.kill9();
     let killed_at = Instant::now();
     let received = buyer.await.unwrap();
@@ -153,12 +176,22 @@ async fn after_a_pool_crash_the_provider_is_back_within_the_backoff_bound_and_th
     assert!(back_after < Duration::from_secs(7), "ready again only after {back_after:?}");
 
     let s = provider.status_eventually(Duration::from_secs(5), |s| s["jobs_lost"] == 1);
-    let job = s["recent_jobs"].as_array().unwrap().iter().find(|j| j["outcome"] == "lost").expect("lost job listed");
+    let job = s["recent_jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["outcome"] == "lost")
+        .expect("lost job listed");
     assert!(job["reason"].as_str().unwrap().contains("lost mid-request"), "{job}");
     assert!(s["connection"]["reconnects"].as_u64().unwrap() >= 1);
     assert_eq!(s["phase"], "ready");
 
     // And it serves again.
-    let r = reqwest::Client::new().post(pool2.url("/v1/chat/completions")).json(&chat(MODEL, "again", 2, false)).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(pool2.url("/v1/chat/completions"))
+        .json(&chat(MODEL, "again", 2, false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }

@@ -76,7 +76,8 @@ impl Pool {
     pub async fn start(dir: &Path, port: u16, args: &[&str]) -> Self {
         let mut cmd = hearth();
         cmd.args(["pool", "--listen", &format!("127.0.0.1:{port}")]).args(args);
-        let proc = Proc::spawn(cmd, dir.join(format!("pool-{port}-{}.log", Instant::now().elapsed().as_nanos())));
+        let proc =
+            Proc::spawn(cmd, dir.join(format!("pool-{port}-{}.log", Instant::now().elapsed().as_nanos())));
         let pool = Self { port, proc };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -184,4 +185,152 @@ pub fn sse_text(events: &[String]) -> String {
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
         .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
         .collect()
+}
+
+/// `hearth serve` with its own HEARTH_HOME, any arguments and extra environment (for tests that
+/// drive it through settings instead of flags).
+pub fn serve(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
+    std::fs::create_dir_all(home).unwrap();
+    let mut cmd = hearth();
+    cmd.env("HEARTH_HOME", home).env("RUST_LOG", "info").arg("serve").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc::spawn(
+        cmd,
+        home.join(format!(
+            "serve-{}.log",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        )),
+    )
+}
+
+/// The control API of the provider in `home`, found the way local clients find it (control.json).
+pub struct Control {
+    pub url: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Control {
+    /// Waits for `control.json` written by a process with pid `pid`.
+    pub async fn wait(home: &Path, pid: u32, timeout: Duration) -> Control {
+        let path = home.join("data/control.json");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(raw) = std::fs::read(&path) {
+                if let Ok(v) = serde_json::from_slice::<Value>(&raw) {
+                    if v["pid"].as_u64() == Some(pid as u64) {
+                        let http = reqwest::Client::builder()
+                            .redirect(reqwest::redirect::Policy::none())
+                            .build()
+                            .unwrap();
+                        return Control {
+                            url: v["url"].as_str().unwrap().to_string(),
+                            token: v["token"].as_str().unwrap().to_string(),
+                            http,
+                        };
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no control API from pid {pid} in {}", home.display());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.token)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.url)).bearer_auth(&self.token)
+    }
+
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.put(format!("{}{path}", self.url)).bearer_auth(&self.token)
+    }
+
+    pub async fn json(&self, path: &str) -> Value {
+        let r = self.get(path).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    pub async fn status(&self) -> Value {
+        self.json("/api/status").await
+    }
+
+    /// Polls `/api/status` until `pred` holds; panics with the last snapshot after `timeout`.
+    pub async fn status_until(&self, timeout: Duration, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status().await;
+            if pred(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "status never matched:\n{s:#}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// Reads an SSE response event by event.
+pub struct SseReader {
+    response: reqwest::Response,
+    buf: String,
+}
+
+/// One SSE event: its `event:` name (empty for comments) and its `data:` or comment text.
+#[derive(Debug)]
+pub struct SseEvent {
+    pub name: String,
+    pub data: String,
+    pub comment: Option<String>,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self { response, buf: String::new() }
+    }
+
+    pub async fn next(&mut self, timeout: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let raw: String = self.buf.drain(..end + 2).collect();
+                let mut ev = SseEvent { name: String::new(), data: String::new(), comment: None };
+                for line in raw.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        ev.name = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        ev.data.push_str(v.trim_start());
+                    } else if let Some(v) = line.strip_prefix(':') {
+                        ev.comment = Some(v.trim().to_string());
+                    }
+                }
+                return Some(ev);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await.ok()?.ok()??;
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next `status` event's snapshot.
+    pub async fn next_status(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let ev = self.next(left).await?;
+            if ev.name == "status" {
+                return serde_json::from_str(&ev.data).ok();
+            }
+        }
+    }
+}
+
+/// Writes a file the way editors save: a temp file renamed over the original.
+pub fn save_like_an_editor(path: &Path, text: &str) {
+    let tmp = path.with_extension("editor-tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }

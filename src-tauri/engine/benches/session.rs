@@ -163,7 +163,12 @@ struct RelayFigures {
     latency_p99_us: f64,
 }
 
-async fn measure_stream(http: &reqwest::Client, response_url: Option<&str>, pool: Option<&Pool>, n: u32) -> (f64, Vec<f64>) {
+async fn measure_stream(
+    http: &reqwest::Client,
+    response_url: Option<&str>,
+    pool: Option<&Pool>,
+    n: u32,
+) -> (f64, Vec<f64>) {
     let response = match (response_url, pool) {
         (Some(url), _) => http.get(url).send().await.unwrap(),
         (None, Some(pool)) => http
@@ -227,14 +232,20 @@ async fn bench_relay() {
             (tps, lat)
         } else {
             let base = direct_sse_server(fast).await;
-            let (tps, _) = measure_stream(&http, Some(&format!("{base}/stream/{THROUGHPUT_TOKENS}")), None, 0).await;
+            let (tps, _) =
+                measure_stream(&http, Some(&format!("{base}/stream/{THROUGHPUT_TOKENS}")), None, 0).await;
             let base = direct_sse_server(paced).await;
-            let (_, lat) = measure_stream(&http, Some(&format!("{base}/stream/{PACED_TOKENS}")), None, 0).await;
+            let (_, lat) =
+                measure_stream(&http, Some(&format!("{base}/stream/{PACED_TOKENS}")), None, 0).await;
             (tps, lat)
         };
         let mut lat = lat;
         lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let f = RelayFigures { tokens_per_s: tps, latency_p50_us: percentile(&lat, 0.5), latency_p99_us: percentile(&lat, 0.99) };
+        let f = RelayFigures {
+            tokens_per_s: tps,
+            latency_p50_us: percentile(&lat, 0.5),
+            latency_p99_us: percentile(&lat, 0.99),
+        };
         println!(
             "{label:<28} {:>10.0} tokens/s   token latency p50 {:>7.1} µs  p99 {:>7.1} µs  ({} samples)",
             f.tokens_per_s,
@@ -287,7 +298,9 @@ async fn bench_heartbeat() {
     let until = Instant::now() + Duration::from_secs(10);
     while Instant::now() < until {
         match tokio::time::timeout(until - Instant::now(), events.recv()).await {
-            Ok(Ok(PoolEvent::FrameReceived { type_name, at, .. })) if type_name == "heartbeat" => beats.push(at),
+            Ok(Ok(PoolEvent::FrameReceived { type_name, at, .. })) if type_name == "heartbeat" => {
+                beats.push(at)
+            }
             Ok(_) => {}
             Err(_) => break,
         }

@@ -5,9 +5,16 @@
 //! * [`relay`]: requests → inference jobs → response frames;
 //! * [`status`]: the one snapshot everything user-facing shows;
 //! * [`control`]: the local HTTP API (`hearth status`, later the UI);
-//! * [`provider`]: ties them together for the CLI and the app.
+//! * [`provider`]: ties session and status together behind one handle;
+//! * [`app`]: the long-lived headless service (settings, ledger, control API, provider lifecycle)
+//!   that `hearth serve` runs and the Tauri shell will embed;
+//! * [`earnings`]: the earnings report the control API serves;
+//! * [`models`]: discovery of local model directories and GGUF files.
 
+pub mod app;
 pub mod control;
+pub mod earnings;
+pub mod models;
 pub mod provider;
 pub mod relay;
 pub mod session;

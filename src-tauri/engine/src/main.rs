@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use hearth_engine::control::{self, ControlServer};
-use hearth_engine::provider::Provider;
+use hearth_engine::app::{App, AppConfig, EngineFactory, EngineSpec, Overrides};
+use hearth_engine::control;
 use hearth_engine::session::ProviderConfig;
 use hearth_engine::status::Status;
 use hearth_engine::telemetry::{self, LogFormat};
@@ -57,24 +57,34 @@ struct PoolArgs {
     /// The stale write deadline of --strict, and the per-write timeout otherwise (seconds).
     #[arg(long, default_value_t = 10.0)]
     write_timeout: f64,
+    /// Serve wss:// and https:// with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
+/// Flags override `settings.toml` (in `$HEARTH_HOME/config`, or the platform's config directory);
+/// what they leave out comes from the file, which is watched and applied live.
 #[derive(Args)]
 struct ServeArgs {
     /// The coordinator's provider endpoint, used exactly as given, e.g. wss://host/ws/provider.
+    /// Without it, the settings' `coordinator` (default: an embedded local pool on 127.0.0.1:8444).
     #[arg(long, env = "HEARTH_COORDINATOR")]
-    coordinator: String,
-    /// This provider's id (letters, digits, '-', '_', '.'); a random one is made and kept if absent.
+    coordinator: Option<String>,
+    /// This provider's id (letters, digits, '-', '_', '.'); default: the settings' `provider_id`.
     #[arg(long)]
     provider_id: Option<String>,
-    /// Concurrent requests.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
-    slots: u32,
+    /// Concurrent requests; default: the settings' `slots`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    slots: Option<u32>,
     #[command(flatten)]
     engine: EngineArgs,
-    /// Where the local control API listens (loopback only; port 0 picks one).
-    #[arg(long, default_value = "127.0.0.1:0")]
-    control_listen: SocketAddr,
+    /// Where the local control API listens (loopback only); default: the settings' `control_port`,
+    /// else any free port.
+    #[arg(long)]
+    control_listen: Option<SocketAddr>,
     /// Seconds in-flight requests get to finish when stopping or draining.
     #[arg(long, default_value_t = 30.0)]
     drain_timeout: f64,
@@ -84,6 +94,15 @@ struct ServeArgs {
     /// Extra certificate authorities (PEM) to trust for wss://.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// Seconds between reads of the coordinator gateway's /v1/status (the pool view).
+    #[arg(long, default_value_t = 5.0, hide = true)]
+    pool_poll_interval: f64,
+    /// Seconds between reads of /providers/{id}/earnings (once a minute is polite in production).
+    #[arg(long, default_value_t = 60.0, hide = true)]
+    earnings_poll_interval: f64,
+    /// Seconds ready without a request before the status says so.
+    #[arg(long, default_value_t = 600.0, hide = true)]
+    idle_alert: f64,
 }
 
 #[derive(Args)]
@@ -91,9 +110,9 @@ struct EngineArgs {
     /// Inference backend.
     #[arg(long, value_enum, default_value = "scripted")]
     engine: EngineKind,
-    /// The model id to announce (scripted engine).
-    #[arg(long, default_value = "hearth-scripted")]
-    model_id: String,
+    /// The model id to announce (scripted engine; default hearth-scripted).
+    #[arg(long)]
+    model_id: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -122,48 +141,75 @@ async fn pool(args: PoolArgs) -> Result<()> {
         heartbeat_interval_s: args.heartbeat_interval,
         liveness_timeout: Duration::from_secs(args.liveness_timeout),
         write_timeout: Duration::from_secs_f64(args.write_timeout),
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| hearth_pool::TlsFiles { cert, key }),
         ..PoolConfig::default()
     };
     hearth_pool::run(config, shutdown_signal()).await.context("the local pool failed")
 }
 
-fn build_engine(args: &EngineArgs) -> Result<Arc<dyn Engine>> {
-    Ok(match args.engine {
-        EngineKind::Scripted => Arc::new(ScriptedEngine::new(&args.model_id)),
-    })
+/// The engines this binary can build. Only `scripted` for now; the settings file's `engine` is
+/// overridden by `--engine` (whose default is the one engine there is).
+fn build_engine(spec: &EngineSpec) -> Result<Arc<dyn Engine>, String> {
+    match spec.kind {
+        hearth_settings::EngineKind::Scripted => {
+            Ok(Arc::new(ScriptedEngine::new(spec.model_id.as_deref().unwrap_or("hearth-scripted"))))
+        }
+        other => Err(format!(
+            "the {other:?} engine is not built into this hearth binary yet; use --engine scripted"
+        )),
+    }
+}
+
+impl From<EngineKind> for hearth_settings::EngineKind {
+    fn from(k: EngineKind) -> Self {
+        match k {
+            EngineKind::Scripted => hearth_settings::EngineKind::Scripted,
+        }
+    }
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let data_dir = control::data_dir();
-    let provider_id = match args.provider_id {
-        Some(id) => id,
-        None => persistent_provider_id(&data_dir)?,
-    };
-    if !hearth_protocol::is_safe_id(&provider_id) {
-        bail!("provider id {provider_id:?} is not valid: use 1-128 letters, digits, '-', '_' or '.'");
+    if let Some(id) = &args.provider_id {
+        if !hearth_protocol::is_safe_id(id) {
+            bail!("provider id {id:?} is not valid: use 1-128 letters, digits, '-', '_' or '.'");
+        }
     }
-    let engine = build_engine(&args.engine)?;
-    let mut config = ProviderConfig::new(args.coordinator, provider_id);
-    config.token = std::env::var("HEARTH_PROVIDER_TOKEN").ok().filter(|t| !t.is_empty());
-    config.slots = args.slots;
-    config.drain_timeout = Duration::from_secs_f64(args.drain_timeout);
-    config.reconnect_after_drain = Duration::from_secs_f64(args.reconnect_after_drain);
-    config.ca_file = args.ca_file;
-    hearth_engine::session::connect::validate_url(&config.coordinator_url)?;
+    if let Some(url) = &args.coordinator {
+        hearth_engine::session::connect::validate_url(url)?;
+    }
+    let paths = hearth_settings::HearthPaths::resolve()?;
+    let factory: EngineFactory = Arc::new(build_engine);
+    let mut config = AppConfig::new(paths, factory);
+    config.overrides = Overrides {
+        coordinator: args.coordinator,
+        provider_id: args.provider_id,
+        slots: args.slots,
+        engine: Some(args.engine.engine.into()),
+        model_id: args.engine.model_id,
+        model_path: None,
+    };
+    config.control_listen = args.control_listen;
+    config.pool_poll = Duration::from_secs_f64(args.pool_poll_interval);
+    config.earnings_poll = Duration::from_secs_f64(args.earnings_poll_interval);
+    config.idle_alert = Duration::from_secs_f64(args.idle_alert);
+    let (drain, after_drain, ca_file) =
+        (args.drain_timeout, args.reconnect_after_drain, args.ca_file.clone());
+    config.tune_provider = Some(Arc::new(move |c: &mut ProviderConfig| {
+        c.drain_timeout = Duration::from_secs_f64(drain);
+        c.reconnect_after_drain = Duration::from_secs_f64(after_drain);
+        c.ca_file = ca_file.clone();
+    }));
 
-    let mut provider = Provider::start(config, engine);
-    let control = ControlServer::start(args.control_listen, &data_dir, provider.status().clone()).await?;
-    tracing::info!(control = %control.addr, "control API listening");
-    tokio::select! {
-        _ = shutdown_signal() => {
-            tracing::info!("stopping: draining in-flight requests");
-            provider.stop().await;
-            Ok(())
-        }
-        _ = provider.wait() => {
-            let status = provider.status().snapshot();
-            bail!("the provider stopped: {}", status.reason)
-        }
+    let mut app = App::start(config).await?;
+    let stopped_by_itself = tokio::select! {
+        _ = shutdown_signal() => None,
+        reason = app.provider_exited() => Some(reason),
+    };
+    tracing::info!("stopping: draining in-flight requests");
+    app.shutdown().await;
+    match stopped_by_itself {
+        None => Ok(()),
+        Some(reason) => bail!("the provider stopped: {reason}"),
     }
 }
 
@@ -211,21 +257,30 @@ fn print_status(s: &Status) {
     if let Some(e) = &c.last_error {
         println!("last error:  {e}");
     }
-}
-
-/// The provider id kept in the data directory, created on first use.
-fn persistent_provider_id(data_dir: &std::path::Path) -> Result<String> {
-    let path = data_dir.join("provider-id");
-    if let Ok(id) = std::fs::read_to_string(&path) {
-        let id = id.trim().to_string();
-        if hearth_protocol::is_safe_id(&id) {
-            return Ok(id);
+    if let Some(why) = &s.not_earning {
+        println!("not earning: {why}");
+    }
+    let e = &s.earnings;
+    println!(
+        "earnings:    today {} / 7 days {} / total {} credits (estimated, rate card {} from {})",
+        e.today_estimated_credits,
+        e.last_7_days_estimated_credits,
+        e.total_estimated_credits,
+        e.rate_card_version,
+        e.rate_card_source
+    );
+    if let Some(credited) = e.credited_total_credits {
+        println!("credited:    {credited} credits by the coordinator");
+    }
+    if let Some(p) = &s.pool {
+        match &p.error {
+            Some(err) if p.fetched_ms.is_none() => println!("pool:        unknown ({err})"),
+            _ => println!("pool:        {}/{} providers ready", p.providers_ready, p.providers_total),
         }
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-    std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(id)
+    for err in &s.settings.errors {
+        println!("settings:    rejected edit: {err}");
+    }
 }
 
 async fn shutdown_signal() {

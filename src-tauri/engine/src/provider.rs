@@ -6,8 +6,21 @@ use hearth_inference::Engine;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::relay::JobSink;
 use crate::session::{run_provider, HandlerProbe, ProviderConfig, Shared};
 use crate::status::{Status, StatusHub};
+
+/// Optional wiring for [`Provider::start_with`].
+#[derive(Default, Clone)]
+pub struct ProviderOptions {
+    /// Watches the handler (tests).
+    pub probe: Option<Arc<dyn HandlerProbe>>,
+    /// Publish into this hub instead of a new one, so a long-lived app keeps one snapshot stream
+    /// (and its history) across provider restarts.
+    pub status: Option<StatusHub>,
+    /// Told about every job's start and end.
+    pub job_sink: Option<Arc<dyn JobSink>>,
+}
 
 pub struct Provider {
     shared: Arc<Shared>,
@@ -27,17 +40,36 @@ impl Provider {
         engine: Arc<dyn Engine>,
         probe: Option<Arc<dyn HandlerProbe>>,
     ) -> Self {
+        Self::start_with(config, engine, ProviderOptions { probe, ..Default::default() })
+    }
+
+    /// As [`Provider::start`], with the options' probe, status hub and job sink.
+    pub fn start_with(config: ProviderConfig, engine: Arc<dyn Engine>, options: ProviderOptions) -> Self {
         let d = engine.descriptor().clone();
-        let status = StatusHub::new(Status::new(
-            &config.provider_id,
-            &d.model_id,
-            &d.engine,
-            config.slots,
-            &config.coordinator_url,
-        ));
-        let shared = Shared::new(config, engine, status);
+        let status = match options.status {
+            Some(hub) => {
+                hub.update(|s| {
+                    s.reset_for_start(
+                        &config.provider_id,
+                        &d.model_id,
+                        &d.engine,
+                        config.slots,
+                        &config.coordinator_url,
+                    )
+                });
+                hub
+            }
+            None => StatusHub::new(Status::new(
+                &config.provider_id,
+                &d.model_id,
+                &d.engine,
+                config.slots,
+                &config.coordinator_url,
+            )),
+        };
+        let shared = Shared::with_job_sink(config, engine, status, options.job_sink);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run_provider(shared.clone(), probe, shutdown.clone()));
+        let task = tokio::spawn(run_provider(shared.clone(), options.probe, shutdown.clone()));
         Self { shared, shutdown, task }
     }
 

@@ -26,6 +26,26 @@ use crate::session::writer::Outbox;
 use crate::session::{SessionFlags, Shared};
 use crate::status::{unix_ms, ActiveJob, FinishedJob, JobOutcome};
 
+/// Where finished jobs go besides the status snapshot: the app's earnings ledger.
+///
+/// Both calls come from the job's relay task, right after the event; an implementation must return
+/// at once (hand the work to its own thread) because that task also feeds the session's writer.
+pub trait JobSink: Send + Sync {
+    /// An admitted job is about to run (so a crash mid-job can later be recorded as lost).
+    fn job_started(&self, job: &StartedJob);
+    /// A job ended: its end frame was handed to the writer, or the connection was already gone.
+    fn job_finished(&self, job: &FinishedJob);
+}
+
+/// What is known about a job when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedJob {
+    pub request_id: String,
+    pub assigned_id: Option<String>,
+    pub model: String,
+    pub started_ms: u64,
+}
+
 /// `max_tokens` when the buyer does not say.
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
 /// Events buffered between an inference thread and its relay task before the thread waits.
@@ -45,6 +65,8 @@ pub struct Relay {
     active: watch::Sender<usize>,
     /// Set when the session's connection is gone, with the reason.
     lost: Mutex<Option<String>>,
+    /// The session's `assigned_id`, once the hello is accepted.
+    assigned_id: Mutex<Option<String>>,
 }
 
 impl Relay {
@@ -56,7 +78,17 @@ impl Relay {
             jobs: Mutex::new(HashMap::new()),
             active: watch::Sender::new(0),
             lost: Mutex::new(None),
+            assigned_id: Mutex::new(None),
         })
+    }
+
+    /// Records the session id the coordinator assigned, for the ledger rows of this session's jobs.
+    pub fn set_assigned_id(&self, id: &str) {
+        *self.assigned_id.lock().unwrap() = Some(id.to_string());
+    }
+
+    fn assigned_id(&self) -> Option<String> {
+        self.assigned_id.lock().unwrap().clone()
     }
 
     /// Admits or refuses a request, and starts the job when admitted. Never waits.
@@ -195,6 +227,7 @@ impl Relay {
         self.shared.status.update(|s| {
             s.finish_job(FinishedJob {
                 request_id: id.to_string(),
+                assigned_id: self.assigned_id(),
                 model: String::new(),
                 outcome: JobOutcome::Failed,
                 status: status.as_str().into(),
@@ -203,6 +236,8 @@ impl Relay {
                 completion_tokens: 0,
                 started_ms: now,
                 ended_ms: now,
+                prefill_ms: 0,
+                decode_ms: 0,
             })
         });
     }
@@ -227,6 +262,14 @@ impl Relay {
                 tokens_per_s: None,
             })
         });
+        if let Some(sink) = &self.shared.job_sink {
+            sink.job_started(&StartedJob {
+                request_id: id.clone(),
+                assigned_id: self.assigned_id(),
+                model: model.clone(),
+                started_ms,
+            });
+        }
         let mut out = ChunkSender { relay: &self, request_id: &id, seq: 0, text: String::new() };
         let builder = ChunkBuilder::new(format!("chatcmpl-{id}"), started_ms / 1000, &model);
         if request.stream {
@@ -276,7 +319,7 @@ impl Relay {
             }
         };
         let chunks_sent = out.seq;
-        let delivered = self.outbox.send(&ProviderMessage::InferenceResponseEnd(ResponseEnd {
+        let end = ProviderMessage::InferenceResponseEnd(ResponseEnd {
             request_id: id.clone(),
             status,
             chunks_sent,
@@ -284,10 +327,18 @@ impl Relay {
             retryable: error.as_ref().map(|_| status != EndStatus::ErrorInternal),
             error: error.clone(),
             terminal_state_ts_unix_ms: Some(unix_ms()),
-        }));
+        });
 
-        let lost =
-            self.lost.lock().unwrap().clone().or_else(|| (!delivered).then(|| "connection closed".into()));
+        // The outcome is settled (and published) just before the end frame is handed over, so
+        // whoever sees the end — the coordinator, a buyer, a test — finds the job already in the
+        // status and on its way to the ledger. Handing a frame over only queues it for the writer;
+        // a closed queue, checked here, is the same signal a failed hand-over would give.
+        let lost = self
+            .lost
+            .lock()
+            .unwrap()
+            .clone()
+            .or_else(|| self.outbox.is_closed().then(|| "connection closed".into()));
         let cancel_reason = job.cancel_reason.lock().unwrap().clone();
         let (job_outcome, reason) = match (&lost, status) {
             (Some(why), _) => {
@@ -302,6 +353,28 @@ impl Relay {
         if let (Some(o), JobOutcome::Complete) = (&outcome, job_outcome) {
             self.shared.metrics.lock().unwrap().record(started.elapsed(), o.completion_tokens, o.decode_time);
         }
+        let finished = FinishedJob {
+            request_id: id.clone(),
+            assigned_id: self.assigned_id(),
+            model,
+            outcome: job_outcome,
+            status: status.as_str().into(),
+            reason,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            started_ms,
+            ended_ms: unix_ms(),
+            prefill_ms: outcome.as_ref().map_or(0, |o| o.prefill_time.as_millis() as u64),
+            decode_ms: outcome.as_ref().map_or(0, |o| o.decode_time.as_millis() as u64),
+        };
+        if let Some(sink) = &self.shared.job_sink {
+            sink.job_finished(&finished);
+        }
+        self.shared.status.update(|s| s.finish_job(finished));
+
+        if !self.outbox.send(&end) && lost.is_none() {
+            tracing::warn!(request_id = %id, "the connection closed as the end frame was handed over");
+        }
         self.jobs.lock().unwrap().remove(&id);
         self.shared.release_slot();
         self.active.send_modify(|n| *n = n.saturating_sub(1));
@@ -313,19 +386,6 @@ impl Relay {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "request ended"
         );
-        self.shared.status.update(|s| {
-            s.finish_job(FinishedJob {
-                request_id: id,
-                model,
-                outcome: job_outcome,
-                status: status.as_str().into(),
-                reason,
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
-                started_ms,
-                ended_ms: unix_ms(),
-            })
-        });
     }
 
     /// Runs the engine on its own thread and feeds its events to `on_event` on this task.

@@ -7,11 +7,14 @@
 use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hearth_settings::FieldError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 /// How many finished jobs the snapshot keeps.
 pub const RECENT_JOBS: usize = 100;
+/// After this long ready without a single routed request, the snapshot says so.
+pub const DEFAULT_IDLE_ALERT_S: u64 = 600;
 
 /// What the provider is doing, as the user sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +78,9 @@ pub struct ActiveJob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinishedJob {
     pub request_id: String,
+    /// The session (`hello_ack` `assigned_id`) that served it; `None` if it ended before one.
+    #[serde(default)]
+    pub assigned_id: Option<String>,
     pub model: String,
     pub outcome: JobOutcome,
     /// The end status sent (or that would have been sent), e.g. `complete`, `error_queue_full`.
@@ -85,6 +91,77 @@ pub struct FinishedJob {
     pub completion_tokens: u64,
     pub started_ms: u64,
     pub ended_ms: u64,
+    #[serde(default)]
+    pub prefill_ms: u64,
+    #[serde(default)]
+    pub decode_ms: u64,
+}
+
+/// One model as the coordinator's gateway lists it in `/v1/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PoolModel {
+    pub id: String,
+    pub provider_count: u64,
+    pub ready_provider_count: u64,
+    pub total_slots: u64,
+    pub slots_free: u64,
+    pub available: bool,
+    /// `available`, `no_awake_provider` or `no_free_slots`.
+    pub availability: String,
+}
+
+/// The pool as the gateway's `/v1/status` shows it (polled; the coordinator pushes nothing).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PoolView {
+    /// Where it is polled from: the coordinator's host and port over http(s).
+    pub gateway_url: String,
+    /// `up` / `idle` / `degraded` / `down`, as the gateway says.
+    pub status: Option<String>,
+    pub providers_total: u64,
+    pub providers_ready: u64,
+    pub models: Vec<PoolModel>,
+    /// Unix ms of the last successful poll.
+    pub fetched_ms: Option<u64>,
+    /// Why the last poll failed (the gateway may not exist at all); the figures above are then the
+    /// last good ones.
+    pub error: Option<String>,
+}
+
+/// Earnings at a glance. `estimated_*` is our rate-card estimate from the local ledger;
+/// `credited_*` is what the coordinator's earnings endpoint reported. They are never mixed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EarningsBrief {
+    pub today_estimated_credits: i64,
+    pub last_7_days_estimated_credits: i64,
+    pub total_estimated_credits: i64,
+    pub today_jobs: u64,
+    pub total_jobs: u64,
+    /// Jobs cut by a disconnect or a crash: served work nobody pays for.
+    pub lost_jobs: u64,
+    pub credited_total_credits: Option<i64>,
+    pub credited_window_credits: Option<i64>,
+    pub credited_fetched_ms: Option<i64>,
+    /// `total_estimated_credits − credited_total_credits`.
+    pub estimated_minus_credited: Option<i64>,
+    /// The rate card the estimates use, and where it came from (`coordinator` or `builtin`).
+    pub rate_card_version: String,
+    pub rate_card_source: String,
+    /// The last problem with the ledger or the earnings endpoint.
+    pub error: Option<String>,
+}
+
+/// The settings file as the app sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SettingsState {
+    pub path: String,
+    /// Field errors of the last rejected edit; empty when the file on disk is in force.
+    pub errors: Vec<FieldError>,
+    /// Settings overridden by command-line flags (a file edit of those changes nothing).
+    pub pinned: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +181,25 @@ pub struct Status {
     pub jobs_failed: u64,
     pub jobs_lost: u64,
     pub updated_ms: u64,
+    /// "Why am I not earning?": set whenever the provider is not serving, in words.
+    #[serde(default)]
+    pub not_earning: Option<String>,
+    /// Unix ms of the last request the coordinator routed here (any outcome).
+    #[serde(default)]
+    pub last_request_ms: Option<u64>,
+    /// Ready this long without a request and `not_earning` says so.
+    #[serde(default = "default_idle_alert")]
+    pub idle_alert_after_s: u64,
+    #[serde(default)]
+    pub pool: Option<PoolView>,
+    #[serde(default)]
+    pub earnings: EarningsBrief,
+    #[serde(default)]
+    pub settings: SettingsState,
+}
+
+fn default_idle_alert() -> u64 {
+    DEFAULT_IDLE_ALERT_S
 }
 
 impl Status {
@@ -123,7 +219,38 @@ impl Status {
             jobs_failed: 0,
             jobs_lost: 0,
             updated_ms: unix_ms(),
+            not_earning: None,
+            last_request_ms: None,
+            idle_alert_after_s: DEFAULT_IDLE_ALERT_S,
+            pool: None,
+            earnings: EarningsBrief::default(),
+            settings: SettingsState::default(),
         }
+    }
+
+    /// A provider (re)starts with these settings: identity, model and connection start afresh;
+    /// history, earnings, the pool view and the settings state are kept.
+    pub fn reset_for_start(
+        &mut self,
+        provider_id: &str,
+        model_id: &str,
+        engine: &str,
+        slots: u32,
+        url: &str,
+    ) {
+        self.provider_id = provider_id.into();
+        self.model_id = model_id.into();
+        self.engine = engine.into();
+        self.slots_total = slots;
+        self.slots_free = slots;
+        self.connection = ConnectionHealth { coordinator_url: url.into(), ..Default::default() };
+        self.active_jobs.clear();
+        self.set_phase(ProviderPhase::Connecting, format!("connecting to {url}"));
+    }
+
+    /// Recomputes the derived fields (today only [`Status::not_earning`]).
+    fn derive(&mut self, now_ms: u64) {
+        self.not_earning = explain(self, now_ms);
     }
 
     pub fn set_phase(&mut self, phase: ProviderPhase, reason: impl Into<String>) {
@@ -134,6 +261,7 @@ impl Status {
     /// Moves a job from the active list to the history.
     pub fn finish_job(&mut self, job: FinishedJob) {
         self.active_jobs.retain(|j| j.request_id != job.request_id);
+        self.last_request_ms = Some(self.last_request_ms.unwrap_or(0).max(job.ended_ms));
         match job.outcome {
             JobOutcome::Complete => self.jobs_completed += 1,
             JobOutcome::Cancelled => {}
@@ -154,15 +282,33 @@ pub struct StatusHub {
 }
 
 impl StatusHub {
-    pub fn new(initial: Status) -> Self {
+    pub fn new(mut initial: Status) -> Self {
+        initial.derive(unix_ms());
         Self { tx: watch::Sender::new(initial) }
     }
 
     pub fn update(&self, f: impl FnOnce(&mut Status)) {
         self.tx.send_modify(|s| {
             f(s);
-            s.updated_ms = unix_ms();
+            let now = unix_ms();
+            s.updated_ms = now;
+            s.derive(now);
         });
+    }
+
+    /// Re-derives the time-dependent fields ("no requests for N minutes") and notifies
+    /// subscribers only if something changed. Returns whether it did.
+    pub fn refresh(&self) -> bool {
+        self.tx.send_if_modified(|s| {
+            let now = unix_ms();
+            let before = s.not_earning.clone();
+            s.derive(now);
+            let changed = s.not_earning != before;
+            if changed {
+                s.updated_ms = now;
+            }
+            changed
+        })
     }
 
     pub fn snapshot(&self) -> Status {
@@ -176,4 +322,121 @@ impl StatusHub {
 
 pub fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Why the provider is not earning right now, in one specific sentence; `None` while it is serving
+/// (ready and recently routed, or working).
+pub fn explain(s: &Status, now_ms: u64) -> Option<String> {
+    let c = &s.connection;
+    match s.phase {
+        ProviderPhase::Stopped => Some(format!("the provider is stopped ({}); start it to earn", s.reason)),
+        ProviderPhase::Connecting => Some(match &c.last_error {
+            Some(e) => format!("not connected to the coordinator yet (last attempt: {e})"),
+            None => format!("not connected yet: connecting to {}", c.coordinator_url),
+        }),
+        ProviderPhase::Offline => Some(format!("not connected to the coordinator: {}", s.reason)),
+        ProviderPhase::Error | ProviderPhase::Paused => Some(s.reason.clone()),
+        ProviderPhase::Draining => {
+            Some("draining: finishing in-flight requests and taking no new ones".to_string())
+        }
+        ProviderPhase::Degraded => Some(
+            "warming up: the coordinator asked for a health check after a long gap; requests resume when it passes"
+                .to_string(),
+        ),
+        ProviderPhase::Busy => Some(format!(
+            "all {} slot(s) are busy: new requests are turned away until one frees",
+            s.slots_total
+        )),
+        ProviderPhase::Ready => {
+            let since = c.session_started_ms.unwrap_or(now_ms).max(s.last_request_ms.unwrap_or(0));
+            let idle_ms = now_ms.saturating_sub(since);
+            let threshold_ms = s.idle_alert_after_s.saturating_mul(1000);
+            if threshold_ms == 0 || idle_ms < threshold_ms {
+                return None;
+            }
+            let minutes = idle_ms / 60_000;
+            let mut text = format!("ready, but the coordinator has routed no requests here for {minutes} minute(s)");
+            if let Some(pool) = s.pool.as_ref().filter(|p| p.fetched_ms.is_some()) {
+                match pool.models.iter().find(|m| m.id == s.model_id) {
+                    Some(m) if m.provider_count > 1 => text.push_str(&format!(
+                        "; {} providers offer {} with {} free slot(s), so demand is spread thin",
+                        m.provider_count, s.model_id, m.slots_free
+                    )),
+                    Some(_) => text.push_str("; no buyer has asked for this model lately"),
+                    None => text.push_str(&format!(
+                        "; the pool's status does not list {} (buyers may not see it)",
+                        s.model_id
+                    )),
+                }
+            }
+            Some(text)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(now: u64) -> Status {
+        let mut s = Status::new("p", "m", "scripted", 2, "ws://127.0.0.1:1/ws/provider");
+        s.set_phase(ProviderPhase::Ready, "serving");
+        s.connection.connected = true;
+        s.connection.session_started_ms = Some(now - 1_000);
+        s
+    }
+
+    #[test]
+    fn serving_says_nothing_and_idle_says_how_long() {
+        let now = 10_000_000;
+        let mut s = ready(now);
+        assert_eq!(explain(&s, now), None);
+        s.idle_alert_after_s = 60;
+        s.connection.session_started_ms = Some(now - 5 * 60_000);
+        let text = explain(&s, now).unwrap();
+        assert!(text.contains("no requests here for 5 minute(s)"), "{text}");
+        // A request a moment ago resets the clock.
+        s.last_request_ms = Some(now - 1_000);
+        assert_eq!(explain(&s, now), None);
+        s.last_request_ms = Some(now - 3 * 60_000);
+        s.pool = Some(PoolView {
+            fetched_ms: Some(now),
+            models: vec![PoolModel {
+                id: "m".into(),
+                provider_count: 4,
+                slots_free: 7,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let text = explain(&s, now).unwrap();
+        assert!(text.contains("3 minute(s)") && text.contains("4 providers offer m"), "{text}");
+    }
+
+    #[test]
+    fn not_serving_is_explained() {
+        let now = 10_000_000;
+        let mut s = ready(now);
+        s.set_phase(ProviderPhase::Busy, "full");
+        assert!(explain(&s, now).unwrap().contains("all 2 slot(s) are busy"));
+        s.set_phase(ProviderPhase::Offline, "cannot reach 127.0.0.1:1: refused; retrying in 2.0 s");
+        assert!(explain(&s, now).unwrap().starts_with("not connected to the coordinator: cannot reach"));
+        s.set_phase(ProviderPhase::Error, "model not loaded: no such directory");
+        assert_eq!(explain(&s, now).unwrap(), "model not loaded: no such directory");
+        s.set_phase(ProviderPhase::Stopped, "stopped by the user");
+        assert!(explain(&s, now).unwrap().contains("stopped (stopped by the user)"));
+    }
+
+    #[test]
+    fn hub_derives_on_update_and_refresh_only_notifies_changes() {
+        let hub = StatusHub::new(Status::new("p", "m", "scripted", 1, "ws://x"));
+        assert!(hub.snapshot().not_earning.unwrap().contains("stopped"));
+        let mut rx = hub.subscribe();
+        rx.borrow_and_update();
+        assert!(!hub.refresh());
+        assert!(!rx.has_changed().unwrap());
+        hub.update(|s| s.set_phase(ProviderPhase::Ready, "serving"));
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(hub.snapshot().not_earning, None);
+    }
 }

@@ -6,12 +6,36 @@
 //! with a [`GenerationOutcome`] (finish reason and usage) or an [`EngineError`].
 //!
 //! Backends live in their own modules; everything that is not tensor math (templates, sampling, stop
-//! sequences, detokenizing) is shared.
+//! sequences, detokenizing) is shared:
+//! - [`model_dir`] reads and validates mlx-community model directories; [`text`] owns tokenizer,
+//!   chat template ([`template`]) and EOS ids; [`sampling`], [`detok`] and [`stop`] are the pieces of
+//!   the loop in [`generate`], which every local backend runs through [`generate::ForwardModel`].
+//! - Backends: [`cpu`] (candle; model directories and GGUF), [`loopback`] (a local
+//!   OpenAI-compatible server), `mlx` (macOS only), [`scripted`] (test double).
+//! - [`load`] picks and loads one ([`load_engine`]) and inspects models ([`inspect_model`]);
+//!   [`bench`] measures one.
 
+pub mod bench;
+pub mod cpu;
+pub mod detok;
+pub mod error;
+pub mod generate;
 pub mod job;
+pub mod load;
+pub mod loopback;
+#[cfg(target_os = "macos")]
+pub mod mlx;
+pub mod model_dir;
+pub mod sampling;
 pub mod scripted;
+pub mod stop;
+pub mod template;
+pub mod text;
 
+pub use bench::{bench_model, BenchResult};
+pub use error::LoadError;
 pub use job::{
     CancelToken, Engine, EngineError, GenerationEvent, GenerationOutcome, GenerationRequest, ModelDescriptor,
     Prompt, SamplingParams, StopReason,
 };
+pub use load::{inspect_model, load_engine, EngineKind, EngineSpec, ModelFormat, ModelInfo};

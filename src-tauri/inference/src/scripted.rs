@@ -37,6 +37,12 @@ impl ScriptedEngine {
         }
     }
 
+    /// Overrides the context length it announces and enforces.
+    pub fn with_max_context(mut self, tokens: u64) -> Self {
+        self.descriptor.max_context_tokens = tokens;
+        self
+    }
+
     fn prompt_text(prompt: &Prompt) -> String {
         match prompt {
             Prompt::Raw(s) => s.clone(),

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The port the production coordinator serves providers on; the local pool serves buyers on it too.
@@ -32,6 +33,15 @@ pub struct PoolConfig {
     pub sse_keepalive: Duration,
     /// `None`: any (or no) bearer is accepted. `Some`: the upgrade must carry one of these.
     pub provider_tokens: Option<HashSet<String>>,
+    /// Serve `wss://` and `https://` with this certificate instead of plain text.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its PEM private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for PoolConfig {
@@ -48,6 +58,7 @@ impl Default for PoolConfig {
             max_frame_bytes: hearth_protocol::DEFAULT_MAX_FRAME_BYTES,
             sse_keepalive: Duration::from_secs(5),
             provider_tokens: None,
+            tls: None,
         }
     }
 }

@@ -11,6 +11,8 @@ pub enum PoolError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot use the TLS certificate or key {path}: {problem}")]
+    Tls { path: std::path::PathBuf, problem: String },
     #[error("the pool's HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
 }

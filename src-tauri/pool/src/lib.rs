@@ -22,6 +22,7 @@ mod relay;
 mod session;
 mod state;
 pub mod status;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,7 +33,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
-pub use config::PoolConfig;
+pub use config::{PoolConfig, TlsFiles};
 pub use error::PoolError;
 pub use events::PoolEvent;
 pub use ledger::{Earnings, ProviderUsage, UsageSummary};
@@ -62,13 +63,18 @@ impl Pool {
         let shared = Arc::new(Shared::new(config));
         let app = gateway::router(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        let server = match &shared.config.tls {
+            None => {
+                tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await })
+            }
+            Some(files) => {
+                let listener = tls::TlsListener::new(listener, tls::server_config(files)?);
+                tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await })
+            }
+        };
         tracing::info!(%local_addr, strict = shared.config.strict, "local pool listening");
         Ok(Pool { shared, local_addr, stop: Some(stop), server })
     }

@@ -16,14 +16,22 @@ fn shared_dir() -> PathBuf {
 /// The JSON lines of the "Example frames" block of PROTOCOL.md.
 fn protocol_examples() -> Vec<String> {
     let path = shared_dir().join("design/PROTOCOL.md");
-    let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let doc =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let section = doc.split("## Example frames").nth(1).expect("PROTOCOL.md has an Example frames section");
     let block = section.split("```json").nth(1).unwrap().split("```").next().unwrap();
     block.lines().map(str::trim).filter(|l| l.starts_with('{')).map(str::to_string).collect()
 }
 
-const PROVIDER_TYPES: &[&str] =
-    &["hello", "state_update", "heartbeat", "inference_response_chunk", "inference_response_end", "preflight_ack", "drain_status"];
+const PROVIDER_TYPES: &[&str] = &[
+    "hello",
+    "state_update",
+    "heartbeat",
+    "inference_response_chunk",
+    "inference_response_end",
+    "preflight_ack",
+    "drain_status",
+];
 
 #[test]
 fn protocol_md_examples_decode_and_reencode_to_the_same_json() {
@@ -45,7 +53,8 @@ fn protocol_md_examples_decode_and_reencode_to_the_same_json() {
             assert_eq!(m.type_name(), type_name);
             serde_json::from_str(&encode(&m)).unwrap()
         } else {
-            let m = decode_coordinator(line, DEFAULT_MAX_FRAME_BYTES).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let m =
+                decode_coordinator(line, DEFAULT_MAX_FRAME_BYTES).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(m.type_name(), type_name);
             serde_json::from_str(&encode(&m)).unwrap()
         };
@@ -58,9 +67,20 @@ fn protocol_md_examples_decode_and_reencode_to_the_same_json() {
             }
         }
     }
-    for t in ["hello", "hello_ack", "state_update", "heartbeat", "inference_request", "inference_response_chunk",
-        "inference_response_end", "cancel_request", "preflight", "preflight_ack", "drain_status", "nak"]
-    {
+    for t in [
+        "hello",
+        "hello_ack",
+        "state_update",
+        "heartbeat",
+        "inference_request",
+        "inference_response_chunk",
+        "inference_response_end",
+        "cancel_request",
+        "preflight",
+        "preflight_ack",
+        "drain_status",
+        "nak",
+    ] {
         assert!(types.contains(t), "no example of {t}");
     }
 }
@@ -112,7 +132,11 @@ fn every_message_round_trips() {
             window: MetricsWindow::default(),
             loading: Some(false),
         }),
-        ProviderMessage::InferenceResponseChunk(ResponseChunk { request_id: "r".into(), seq: 7, data: "data: x\n\n".into() }),
+        ProviderMessage::InferenceResponseChunk(ResponseChunk {
+            request_id: "r".into(),
+            seq: 7,
+            data: "data: x\n\n".into(),
+        }),
         ProviderMessage::InferenceResponseEnd(ResponseEnd {
             request_id: "r".into(),
             status: EndStatus::ErrorQueueFull,
@@ -129,8 +153,15 @@ fn every_message_round_trips() {
             reason: Some(PreflightReason::ContextExceedsCapacity),
             max_context_tokens: 4096,
         }),
-        ProviderMessage::DrainStatus(DrainStatus { phase: DrainPhase::InProgress, inflight_requests: 2, estimated_drain_seconds: 30 }),
-        ProviderMessage::Nak(Nak { in_reply_to: "ownership_event".into(), error: ErrorBody::new("unknown_message_type", "no") }),
+        ProviderMessage::DrainStatus(DrainStatus {
+            phase: DrainPhase::InProgress,
+            inflight_requests: 2,
+            estimated_drain_seconds: 30,
+        }),
+        ProviderMessage::Nak(Nak {
+            in_reply_to: "ownership_event".into(),
+            error: ErrorBody::new("unknown_message_type", "no"),
+        }),
     ];
     for m in provider {
         let text = encode(&m);
@@ -159,7 +190,10 @@ fn every_message_round_trips() {
             conversation_key: Some("k".into()),
             body_encoding: None,
         }),
-        CoordinatorMessage::CancelRequest(CancelRequest { request_id: "req-1".into(), reason: "timeout".into() }),
+        CoordinatorMessage::CancelRequest(CancelRequest {
+            request_id: "req-1".into(),
+            reason: "timeout".into(),
+        }),
         CoordinatorMessage::Preflight(Preflight { request_id: "req-1".into(), estimated_tokens: 6000 }),
         CoordinatorMessage::WarmUp {},
         CoordinatorMessage::Drain {},
@@ -195,10 +229,17 @@ fn bad_frames_get_typed_errors_and_the_right_nak() {
     let e = decode_coordinator(r#"{"type":"se_liveness_challenge"}"#, 1024).unwrap_err();
     assert_eq!(e, DecodeError::UnknownType("se_liveness_challenge".into()));
     let nak = e.to_nak();
-    assert_eq!((nak.in_reply_to.as_str(), nak.error.code.as_str()), ("se_liveness_challenge", "unknown_message_type"));
+    assert_eq!(
+        (nak.in_reply_to.as_str(), nak.error.code.as_str()),
+        ("se_liveness_challenge", "unknown_message_type")
+    );
     let e = decode_coordinator(r#"{"type":"cancel_request"}"#, 1024).unwrap_err();
-    assert!(matches!(&e, DecodeError::Invalid { type_name, detail } if type_name == "cancel_request" && detail.contains("request_id")), "{e}");
-    let e = decode_coordinator(r#"{"type":"preflight","request_id":"r","estimated_tokens":-1}"#, 1024).unwrap_err();
+    assert!(
+        matches!(&e, DecodeError::Invalid { type_name, detail } if type_name == "cancel_request" && detail.contains("request_id")),
+        "{e}"
+    );
+    let e = decode_coordinator(r#"{"type":"preflight","request_id":"r","estimated_tokens":-1}"#, 1024)
+        .unwrap_err();
     assert!(matches!(e, DecodeError::Invalid { .. }));
     let big = format!(r#"{{"type":"drain","pad":"{}"}}"#, "x".repeat(2000));
     let e = decode_coordinator(&big, 1024).unwrap_err();
@@ -212,7 +253,9 @@ fn bad_frames_get_typed_errors_and_the_right_nak() {
 fn hello_validation_names_the_field() {
     let examples = protocol_examples();
     let hello_line = examples.iter().find(|l| l.contains(r#""type":"hello""#)).unwrap();
-    let ProviderMessage::Hello(hello) = decode_provider(hello_line, DEFAULT_MAX_FRAME_BYTES).unwrap() else { panic!() };
+    let ProviderMessage::Hello(hello) = decode_provider(hello_line, DEFAULT_MAX_FRAME_BYTES).unwrap() else {
+        panic!()
+    };
     hello.validate().unwrap();
     let mut h = hello.clone();
     h.provider_id = "bad id/with slash".into();
@@ -261,7 +304,8 @@ fn chat_requests_are_validated_with_the_parameter_named() {
 #[test]
 fn chunks_are_whole_sse_events() {
     let b = ChunkBuilder::new("chatcmpl-1", 1764000000, "m");
-    for event in [b.role(), b.content("hé 🙂"), b.finish(FinishReason::Length), b.usage(&Usage::new(3, 4))] {
+    for event in [b.role(), b.content("hé 🙂"), b.finish(FinishReason::Length), b.usage(&Usage::new(3, 4))]
+    {
         let json = event.strip_prefix("data: ").unwrap().strip_suffix("\n\n").unwrap();
         let v: Value = serde_json::from_str(json).unwrap();
         assert_eq!(v["object"], "chat.completion.chunk");

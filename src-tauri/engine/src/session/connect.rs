@@ -75,6 +75,11 @@ pub async fn connect(config: &ProviderConfig) -> Result<Connected, ConnectError>
     let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
     let port = url.port_or_known_default().unwrap_or(443);
     let target = format!("{host}:{port}");
+    // A bad CA file is a settings problem: report it before touching the network.
+    let connector = match &config.ca_file {
+        Some(path) if url.scheme() == "wss" => Some(tls_connector(path)?),
+        _ => None,
+    };
 
     let tcp = tokio::time::timeout(config.connect_timeout, async {
         let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port))
@@ -114,10 +119,6 @@ pub async fn connect(config: &ProviderConfig) -> Result<Connected, ConnectError>
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.max_frame_bytes.saturating_mul(4)))
         .max_frame_size(Some(config.max_frame_bytes.saturating_mul(4)));
-    let connector = match &config.ca_file {
-        Some(path) if url.scheme() == "wss" => Some(tls_connector(path)?),
-        _ => None,
-    };
     let (socket, _response) = tokio::time::timeout(
         config.connect_timeout,
         tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(ws_config), connector),
@@ -146,7 +147,12 @@ fn tls_connector(path: &std::path::Path) -> Result<Connector, ConnectError> {
     if added == 0 {
         return Err(err("it holds no PEM certificate".into()));
     }
-    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| err(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     Ok(Connector::Rustls(Arc::new(config)))
 }
 

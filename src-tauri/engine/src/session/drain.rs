@@ -13,7 +13,6 @@ use super::{SessionFlags, Shared};
 use crate::relay::Relay;
 
 pub(super) async fn run(shared: Arc<Shared>, flags: Arc<SessionFlags>, relay: Arc<Relay>, outbox: Outbox) {
-    flags.set(&flags.draining, true);
     shared.announce_state(&flags, &outbox, Some("draining"));
     let inflight = relay.inflight() as u32;
     let estimate = if inflight > 0 { shared.config.drain_timeout.as_secs() } else { 0 };

@@ -201,6 +201,8 @@ impl Handler {
             return;
         }
         tracing::info!("draining: {why}");
+        // Set before the drain task runs, so a request right behind the `drain` frame is refused.
+        self.flags.set(&self.flags.draining, true);
         self.drain = Some(tokio::spawn(drain::run(
             self.shared.clone(),
             self.flags.clone(),

@@ -36,7 +36,7 @@ pub use self::config::ProviderConfig;
 pub use self::handler::HandlerProbe;
 use self::heartbeat::{HeartbeatTicker, MetricsAccumulator};
 use self::writer::Outbox;
-use crate::relay::Relay;
+use crate::relay::{JobSink, Relay};
 use crate::status::{unix_ms, ProviderPhase, StatusHub};
 
 /// State that outlives a single connection: the engine, slot accounting, metrics, status.
@@ -44,6 +44,8 @@ pub struct Shared {
     pub config: ProviderConfig,
     pub engine: Arc<dyn Engine>,
     pub status: StatusHub,
+    /// Told about every job's start and end (the app's ledger); `None` for a bare provider.
+    pub job_sink: Option<Arc<dyn JobSink>>,
     pub(crate) metrics: Mutex<MetricsAccumulator>,
     slots_in_use: AtomicU32,
     /// Bumped on every capacity change so the state reporter can tell the coordinator.
@@ -52,10 +54,20 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: ProviderConfig, engine: Arc<dyn Engine>, status: StatusHub) -> Arc<Self> {
+        Self::with_job_sink(config, engine, status, None)
+    }
+
+    pub fn with_job_sink(
+        config: ProviderConfig,
+        engine: Arc<dyn Engine>,
+        status: StatusHub,
+        job_sink: Option<Arc<dyn JobSink>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             config,
             engine,
             status,
+            job_sink,
             metrics: Mutex::new(MetricsAccumulator::default()),
             slots_in_use: AtomicU32::new(0),
             capacity_changed: watch::Sender::new(0),
@@ -311,6 +323,7 @@ async fn run_session(
         heartbeat_tick_ms = ticker.tick.as_millis() as u64,
         "session accepted"
     );
+    relay.set_assigned_id(&ack.assigned_id);
     shared.status.update(|s| {
         let c = &mut s.connection;
         c.connected = true;

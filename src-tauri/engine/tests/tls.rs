@@ -1,0 +1,143 @@
+//! `wss://` to the local pool with a self-signed certificate: trusted through a CA file it works;
+//! otherwise the error names the certificate problem and nothing falls back to plain text.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_engine::provider::Provider;
+use hearth_engine::session::ProviderConfig;
+use hearth_engine::status::ProviderPhase;
+use hearth_inference::scripted::ScriptedEngine;
+use hearth_pool::{Pool, PoolConfig, TlsFiles};
+
+struct Certs {
+    _dir: tempfile::TempDir,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+fn self_signed() -> Certs {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    Certs { _dir: dir, cert, key }
+}
+
+async fn tls_pool(certs: &Certs) -> Pool {
+    Pool::start(PoolConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: Some(TlsFiles { cert: certs.cert.clone(), key: certs.key.clone() }),
+        ..PoolConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn config(url: String, ca_file: Option<std::path::PathBuf>) -> ProviderConfig {
+    let mut c = ProviderConfig::new(url, "tls-provider");
+    c.ca_file = ca_file;
+    c.backoff_base = Duration::from_millis(50);
+    c.backoff_cap = Duration::from_millis(200);
+    c
+}
+
+async fn wait_for(
+    provider: &Provider,
+    timeout: Duration,
+    pred: impl Fn(&hearth_engine::status::Status) -> bool,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if pred(&provider.status().snapshot()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_with_a_trusted_self_signed_certificate_serves_requests() {
+    let certs = self_signed();
+    let pool = tls_pool(&certs).await;
+    let url = format!("wss://localhost:{}/ws/provider", pool.local_addr().port());
+    let provider = Provider::start(config(url, Some(certs.cert.clone())), Arc::new(ScriptedEngine::new("m")));
+    assert!(wait_for(&provider, Duration::from_secs(10), |s| s.phase == ProviderPhase::Ready).await);
+    assert_eq!(pool.snapshot().pool.ready, 1);
+
+    // A buyer over https, trusting the same certificate, gets a completion relayed over wss.
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.cert).unwrap()).unwrap();
+    let http = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    let body = serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":2});
+    let r = http
+        .post(format!("https://localhost:{}/v1/chat/completions", pool.local_addr().port()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "t0 t1 ");
+    provider.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_reported_and_never_bypassed() {
+    let certs = self_signed();
+    let pool = tls_pool(&certs).await;
+    let url = format!("wss://localhost:{}/ws/provider", pool.local_addr().port());
+    let provider = Provider::start(config(url, None), Arc::new(ScriptedEngine::new("m")));
+    assert!(
+        wait_for(&provider, Duration::from_secs(10), |s| s
+            .connection
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.to_lowercase().contains("certificate")))
+        .await,
+        "{:?}",
+        provider.status().snapshot().connection
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = provider.status().snapshot();
+    assert!(!s.connection.connected);
+    assert_eq!(
+        s.phase,
+        ProviderPhase::Offline,
+        "an untrusted certificate is retried, not served: {}",
+        s.reason
+    );
+    assert_eq!(pool.snapshot().pool.total_providers, 0, "nothing may reach the pool");
+    provider.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_to_a_plain_text_server_fails_instead_of_falling_back() {
+    let pool = Pool::start(PoolConfig { listen: "127.0.0.1:0".parse().unwrap(), ..PoolConfig::default() })
+        .await
+        .unwrap();
+    let url = format!("wss://127.0.0.1:{}/ws/provider", pool.local_addr().port());
+    let provider = Provider::start(config(url, None), Arc::new(ScriptedEngine::new("m")));
+    assert!(wait_for(&provider, Duration::from_secs(10), |s| s.connection.last_error.is_some()).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pool.snapshot().pool.total_providers, 0);
+    assert!(!provider.status().snapshot().connection.connected);
+    provider.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_ca_file_is_a_settings_error_that_stops_the_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("ca.pem");
+    std::fs::write(&bogus, "not a certificate").unwrap();
+    let mut provider = Provider::start(
+        config("wss://localhost:1/ws/provider".into(), Some(bogus)),
+        Arc::new(ScriptedEngine::new("m")),
+    );
+    tokio::time::timeout(Duration::from_secs(5), provider.wait()).await.expect("stops on a bad CA file");
+    let s = provider.status().snapshot();
+    assert_eq!(s.phase, ProviderPhase::Error);
+    assert!(s.reason.contains("ca.pem") && s.reason.contains("no PEM certificate"), "{}", s.reason);
+}

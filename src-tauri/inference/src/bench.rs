@@ -1,0 +1,91 @@
+//! A benchmark the CLI can run against any engine: prompt (prefill) and generation speed as the
+//! median of several runs, plus the process's peak memory where the OS reports it.
+
+use crate::job::*;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchResult {
+    /// Prompt tokens per run, as the engine counted them.
+    pub prompt_tokens: u64,
+    /// Generated tokens in the median-speed run (EOS may end a run early).
+    pub generated_tokens: u64,
+    pub runs: usize,
+    /// Median prefill speed, tokens/s.
+    pub prompt_tps: f64,
+    /// Median decode speed, tokens/s (the first token is prefill's, so it is not counted).
+    pub generation_tps: f64,
+    /// Peak resident memory of this process, bytes (Linux: VmHWM).
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Runs `runs` greedy raw-prompt jobs of about `prompt_tokens` prompt tokens and `gen_tokens`
+/// generated tokens each. Runs on the calling thread.
+pub fn bench_model(
+    engine: &dyn Engine,
+    prompt_tokens: usize,
+    gen_tokens: u32,
+    runs: usize,
+) -> Result<BenchResult, EngineError> {
+    let words = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog"];
+    let prompt: Vec<&str> = words.iter().cycle().take(prompt_tokens.max(1)).copied().collect();
+    let request = GenerationRequest {
+        prompt: Prompt::Raw(prompt.join(" ")),
+        max_tokens: gen_tokens,
+        sampling: SamplingParams::default(),
+        stop: vec![],
+    };
+    let mut prefill = Vec::new();
+    let mut decode = Vec::new();
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let out = engine.generate(&request, &CancelToken::new(), &mut |_| {})?;
+        prefill.push(out.prompt_tokens as f64 / out.prefill_time.as_secs_f64().max(1e-9));
+        let steps = out.completion_tokens.saturating_sub(1) as f64;
+        decode.push(if steps > 0.0 { steps / out.decode_time.as_secs_f64().max(1e-9) } else { 0.0 });
+        last = Some(out);
+    }
+    let last = last.expect("at least one run");
+    Ok(BenchResult {
+        prompt_tokens: last.prompt_tokens,
+        generated_tokens: last.completion_tokens,
+        runs: runs.max(1),
+        prompt_tps: median(&mut prefill),
+        generation_tps: median(&mut decode),
+        peak_rss_bytes: peak_rss(),
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Peak resident set size, from `/proc/self/status` (None elsewhere).
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scripted::ScriptedEngine;
+
+    #[test]
+    fn bench_scripted() {
+        let r = bench_model(&ScriptedEngine::new("m"), 16, 8, 3).unwrap();
+        assert_eq!(r.runs, 3);
+        assert_eq!(r.generated_tokens, 8);
+        assert!(r.generation_tps > 0.0);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+    }
+}

@@ -1,0 +1,185 @@
+//! GGUF files (llama.cpp's format) on the CPU backend: block-quantized weights stay quantized and
+//! run through candle's quantized matmuls, inside the shared [`Decoder`].
+//!
+//! candle-transformers ships a Gemma 3 GGUF model too, but its attention mask only works for a
+//! whole prompt in one pass and ignores the sliding window once the cache grows past it; the shared
+//! decoder gets both right (chunked prefill, long contexts), and `tests/gemma_gguf.rs` checks that
+//! it agrees with candle's model where that one is correct.
+//!
+//! A GGUF file carries no Hugging Face tokenizer or chat template, so those come from a directory
+//! beside it (or given explicitly): `tokenizer.json` (or `tokenizer.json.xz`) and
+//! `tokenizer_config.json`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::{DType, Device, Tensor};
+
+use super::decoder::{Activation, Decoder, DecoderSpec, Layer, Linear};
+use crate::error::LoadError;
+use crate::model_dir::{RopeConfig, RopeScaling};
+
+/// GGUF architectures this backend runs.
+pub const SUPPORTED_GGUF_ARCHS: &[&str] = &["gemma3"];
+
+/// What the GGUF header says about the model.
+#[derive(Debug, Clone)]
+pub struct GgufInfo {
+    pub architecture: String,
+    pub context_length: usize,
+    pub eos_token_id: Option<u32>,
+    pub bos_token_id: Option<u32>,
+    pub params: u64,
+    /// Most common tensor type, e.g. `Q4K`.
+    pub main_dtype: String,
+}
+
+pub struct GgufModel {
+    pub decoder: Decoder,
+    pub info: GgufInfo,
+}
+
+fn open(path: &Path) -> Result<(File, gguf_file::Content), LoadError> {
+    let mut f = File::open(path).map_err(|e| LoadError::io(path, e))?;
+    let ct = gguf_file::Content::read(&mut f)
+        .map_err(|e| LoadError::invalid(path, format!("not a readable GGUF file: {e}")))?;
+    Ok((f, ct))
+}
+
+fn md_u32(ct: &gguf_file::Content, key: &str) -> Option<u32> {
+    ct.metadata.get(key).and_then(|v| v.to_u32().ok())
+}
+
+fn md_f32(ct: &gguf_file::Content, key: &str) -> Option<f32> {
+    ct.metadata.get(key).and_then(|v| v.to_f32().ok())
+}
+
+fn info_of(ct: &gguf_file::Content) -> GgufInfo {
+    let architecture =
+        ct.metadata.get("general.architecture").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut params = 0u64;
+    for t in ct.tensor_infos.values() {
+        let n = t.shape.elem_count() as u64;
+        params += n;
+        *counts.entry(format!("{:?}", t.ggml_dtype)).or_default() += n;
+    }
+    GgufInfo {
+        context_length: md_u32(ct, &format!("{architecture}.context_length")).unwrap_or(8192) as usize,
+        eos_token_id: md_u32(ct, "tokenizer.ggml.eos_token_id"),
+        bos_token_id: md_u32(ct, "tokenizer.ggml.bos_token_id"),
+        main_dtype: counts.into_iter().max_by_key(|(_, n)| *n).map(|(k, _)| k).unwrap_or_default(),
+        params,
+        architecture,
+    }
+}
+
+/// Reads only the header.
+pub fn inspect(path: &Path) -> Result<GgufInfo, LoadError> {
+    let (_, ct) = open(path)?;
+    Ok(info_of(&ct))
+}
+
+pub fn load(path: &Path) -> Result<GgufModel, LoadError> {
+    let (mut f, ct) = open(path)?;
+    let info = info_of(&ct);
+    if !SUPPORTED_GGUF_ARCHS.contains(&info.architecture.as_str()) {
+        return Err(LoadError::UnsupportedArchitecture {
+            found: format!("{} (GGUF)", info.architecture),
+            engine: "cpu",
+            supported: SUPPORTED_GGUF_ARCHS.to_vec(),
+        });
+    }
+    let arch = info.architecture.clone();
+    let need = |key: &str| -> Result<u32, LoadError> {
+        md_u32(&ct, &format!("{arch}.{key}"))
+            .ok_or_else(|| LoadError::invalid(path, format!("GGUF metadata lacks `{arch}.{key}`")))
+    };
+    let heads = need("attention.head_count")? as usize;
+    let kv_heads = need("attention.head_count_kv")? as usize;
+    let blocks = need("block_count")? as usize;
+    let hidden = need("embedding_length")? as usize;
+    let head_dim = need("attention.key_length")? as usize;
+    let eps = md_f32(&ct, &format!("{arch}.attention.layer_norm_rms_epsilon")).unwrap_or(1e-6) as f64;
+    let window = md_u32(&ct, &format!("{arch}.attention.sliding_window")).map(|w| w as usize);
+    let pattern = md_u32(&ct, &format!("{arch}.attention.sliding_window_type")).unwrap_or(6).max(1) as usize;
+    let theta = md_f32(&ct, &format!("{arch}.rope.freq_base")).unwrap_or(1_000_000.0) as f64;
+    let scaling = match (
+        ct.metadata.get(&format!("{arch}.rope.scaling.type")).and_then(|v| v.to_string().ok()).map(String::as_str),
+        md_f32(&ct, &format!("{arch}.rope.scaling.factor")),
+    ) {
+        (Some("linear"), Some(factor)) if factor > 0.0 && factor != 1.0 => RopeScaling::Linear { factor: factor as f64 },
+        _ => RopeScaling::None,
+    };
+
+    let mut r = Reader { ct: &ct, file: &mut f, path };
+    // Norm weights are stored as final multipliers (llama.cpp's converter folds Gemma's +1 in).
+    let embed = r.dense("token_embd.weight")?;
+    let final_norm = r.dense("output_norm.weight")?;
+    let lm_head = if ct.tensor_infos.contains_key("output.weight") {
+        r.linear("output.weight")?
+    } else {
+        r.linear("token_embd.weight")?
+    };
+    let mut layers = Vec::with_capacity(blocks);
+    for i in 0..blocks {
+        let p = format!("blk.{i}");
+        layers.push(Layer {
+            q: r.linear(&format!("{p}.attn_q.weight"))?,
+            k: r.linear(&format!("{p}.attn_k.weight"))?,
+            v: r.linear(&format!("{p}.attn_v.weight"))?,
+            o: r.linear(&format!("{p}.attn_output.weight"))?,
+            gate: r.linear(&format!("{p}.ffn_gate.weight"))?,
+            up: r.linear(&format!("{p}.ffn_up.weight"))?,
+            down: r.linear(&format!("{p}.ffn_down.weight"))?,
+            q_norm: Some(r.dense(&format!("{p}.attn_q_norm.weight"))?),
+            k_norm: Some(r.dense(&format!("{p}.attn_k_norm.weight"))?),
+            attn_in_norm: r.dense(&format!("{p}.attn_norm.weight"))?,
+            attn_out_norm: Some(r.dense(&format!("{p}.post_attention_norm.weight"))?),
+            mlp_in_norm: r.dense(&format!("{p}.ffn_norm.weight"))?,
+            mlp_out_norm: Some(r.dense(&format!("{p}.post_ffw_norm.weight"))?),
+            sliding: window.is_some() && (i + 1) % pattern != 0,
+        });
+    }
+    let spec = DecoderSpec {
+        num_heads: heads,
+        num_kv_heads: kv_heads,
+        head_dim,
+        rms_norm_eps: eps,
+        rope: RopeConfig { theta, traditional: false, scaling },
+        rope_local: Some(RopeConfig { theta: 10_000.0, traditional: false, scaling: RopeScaling::None }),
+        sliding_window: window,
+        activation: Activation::GeluTanh,
+        embed_scale: Some((hidden as f64).sqrt()),
+        attn_scale: 1.0 / (head_dim as f64).sqrt(),
+    };
+    Ok(GgufModel { decoder: Decoder::new(spec, embed, layers, final_norm, lm_head), info })
+}
+
+struct Reader<'a> {
+    ct: &'a gguf_file::Content,
+    file: &'a mut File,
+    path: &'a Path,
+}
+
+impl Reader<'_> {
+    fn qtensor(&mut self, name: &str) -> Result<candle_core::quantized::QTensor, LoadError> {
+        self.ct
+            .tensor(self.file, name, &Device::Cpu)
+            .map_err(|e| LoadError::Weights(format!("{}: tensor {name}: {e}", self.path.display())))
+    }
+
+    fn dense(&mut self, name: &str) -> Result<Tensor, LoadError> {
+        Ok(self.qtensor(name)?.dequantize(&Device::Cpu)?.to_dtype(DType::F32)?)
+    }
+
+    fn linear(&mut self, name: &str) -> Result<Linear, LoadError> {
+        Ok(Linear::Quantized { weight: QMatMul::from_qtensor(self.qtensor(name)?)?, bias: None })
+    }
+}
+
+/// Where a GGUF model's tokenizer files are: the given directory, else the GGUF's own directory.
+pub fn tokenizer_dir(gguf: &Path, explicit: Option<&Path>) -> PathBuf {
+    explicit.map(Path::to_path_buf).unwrap_or_else(|| gguf.parent().map(Path::to_path_buf).unwrap_or_default())
+}

@@ -1,0 +1,211 @@
+// The dashboard (tray popover / window / browser page): everything comes from the pushed Status
+// snapshot; the earnings report is re-read only when the snapshot says the earnings moved.
+
+import "./style.css";
+import { HourlyChart, Sparkline } from "./charts";
+import { $, ago, clock, credits, duration, el, isRunning, PHASE_LABEL, setText } from "./format";
+import { connect, type LinkState, type Transport } from "./transport";
+import type { EarningsRange, EarningsReport, Status } from "./types";
+
+const RECENT_SHOWN = 8;
+
+let transport: Transport;
+let status: Status | null = null;
+let range: EarningsRange = "today";
+let report: EarningsReport | null = null;
+let reportKey = "";
+let reportSeq = 0;
+let pending = false;
+let hourly: HourlyChart;
+let spark: Sparkline;
+
+async function main(): Promise<void> {
+  transport = await connect();
+  hourly = new HourlyChart($("hourly-chart"));
+  spark = new Sparkline($("spark"));
+  $("toggle").addEventListener("click", () => void toggle());
+  $("open-settings").addEventListener("click", () => transport.openSettings());
+  for (const b of $("range").querySelectorAll<HTMLButtonElement>("button[data-range]")) {
+    b.addEventListener("click", () => {
+      range = b.dataset.range as EarningsRange;
+      for (const o of $("range").querySelectorAll("button")) o.setAttribute("aria-selected", String(o === b));
+      reportKey = "";
+      if (status) refreshEarnings(status);
+    });
+  }
+  transport.subscribe(onStatus, onLink);
+  // Ages ("heartbeat 3 s ago") move with the clock even when nothing is pushed; this only
+  // re-renders what we already have, it asks the engine nothing.
+  window.setInterval(() => {
+    if (status && !document.hidden) renderHealth(status);
+  }, 1000);
+}
+
+function onLink(l: LinkState): void {
+  const banner = $("link-banner");
+  const text =
+    l === "live"
+      ? ""
+      : l === "reconnecting"
+        ? "Lost contact with Hearth; reconnecting…"
+        : "Not signed in: open the dashboard from the Hearth app.";
+  banner.textContent = text;
+  banner.classList.toggle("hidden", text === "");
+}
+
+function onStatus(s: Status): void {
+  status = s;
+  const tps = s.active_jobs.reduce((sum, j) => sum + (j.tokens_per_s ?? 0), 0);
+  spark.push(Date.now(), tps);
+  render(s);
+  refreshEarnings(s);
+}
+
+async function toggle(): Promise<void> {
+  if (!status) return;
+  const button = $("toggle") as HTMLButtonElement;
+  pending = true;
+  button.disabled = true;
+  try {
+    if (isRunning(status.phase)) await transport.stop();
+    else await transport.start();
+  } catch (e) {
+    showError((e as Error).message);
+  } finally {
+    pending = false;
+    render(status);
+  }
+}
+
+function showError(message: string): void {
+  const banner = $("link-banner");
+  banner.textContent = message;
+  banner.classList.remove("hidden");
+}
+
+function render(s: Status): void {
+  $("state").dataset.phase = s.phase;
+  setText("state-label", PHASE_LABEL[s.phase]);
+  setText("reason", s.not_earning ?? s.reason);
+  $("reason").classList.toggle("ok", !s.not_earning);
+  const button = $("toggle") as HTMLButtonElement;
+  const running = isRunning(s.phase);
+  button.textContent = running ? "Stop" : "Start";
+  button.classList.toggle("primary", !running);
+  button.disabled = pending || s.phase === "draining";
+
+  const e = s.earnings;
+  setText("earn-today", credits(e.today_estimated_credits));
+  setText("earn-7d", credits(e.last_7_days_estimated_credits));
+  setText("earn-total", credits(e.total_estimated_credits));
+  const notes = [`Estimated credits (rate card ${e.rate_card_version || "?"}, ${e.rate_card_source || "?"})`];
+  if (e.credited_total_credits !== null && e.credited_total_credits !== undefined) {
+    notes.push(`credited by the pool: ${credits(e.credited_total_credits)}`);
+    if (e.estimated_minus_credited) notes.push(`gap ${credits(e.estimated_minus_credited)}`);
+  }
+  if (e.lost_jobs > 0) notes.push(`${e.lost_jobs} job(s) lost to disconnects, unpaid`);
+  if (e.error) notes.push(e.error);
+  setText("earn-note", notes.join(" · "));
+
+  renderLive(s);
+  renderHealth(s);
+  renderPool(s);
+  renderRecent(s);
+  setText("foot", `${s.provider_id} · ${s.model_id || "default model"} · ${s.engine} engine`);
+}
+
+function renderLive(s: Status): void {
+  const busy = s.slots_total - s.slots_free;
+  const tps = s.active_jobs.reduce((sum, j) => sum + (j.tokens_per_s ?? 0), 0);
+  setText("live-summary", `${s.active_jobs.length} job(s) · ${busy}/${s.slots_total} slots · ${tps.toFixed(1)} tok/s`);
+  const list = $("active-jobs");
+  list.replaceChildren(
+    ...s.active_jobs.map((j) =>
+      el("li", { cls: "job active" }, [
+        el("span", { cls: "model", text: j.model }),
+        el("span", { cls: "num", text: `${j.completion_tokens} tok` }),
+        el("span", { cls: "num", text: j.tokens_per_s ? `${j.tokens_per_s.toFixed(1)} tok/s` : "prefill" }),
+      ]),
+    ),
+  );
+}
+
+function renderHealth(s: Status): void {
+  const c = s.connection;
+  const now = Date.now();
+  setText("coord-url", c.coordinator_url);
+  setText("h-rtt", c.rtt_ms !== null && c.rtt_ms !== undefined ? `${c.rtt_ms.toFixed(1)} ms` : "—");
+  setText("h-hb", ago(c.last_heartbeat_sent_ms, now));
+  setText("h-frame", ago(c.last_frame_received_ms, now));
+  setText("h-uptime", c.connected && c.session_started_ms ? duration(now - c.session_started_ms) : "not connected");
+  setText("h-reconnects", String(c.reconnects));
+  setText(
+    "h-close",
+    c.last_close_code ? `${c.last_close_code}${c.last_close_reason ? ` ${c.last_close_reason}` : ""}` : c.last_error ?? "—",
+  );
+}
+
+function renderPool(s: Status): void {
+  const p = s.pool;
+  const list = $("pool-models");
+  if (!p || (!p.fetched_ms && p.error)) {
+    setText("pool-summary", p?.error ? `unknown: ${p.error}` : "not known yet");
+    list.replaceChildren();
+    return;
+  }
+  setText("pool-summary", `${p.providers_ready}/${p.providers_total} providers ready${p.status ? ` · ${p.status}` : ""}`);
+  list.replaceChildren(
+    ...p.models.map((m) =>
+      el("li", { cls: `model-row ${m.available ? "up" : "down"}`, attrs: { "data-model": m.id } }, [
+        el("span", { cls: "dot", attrs: { "aria-hidden": "true" } }),
+        el("span", { cls: "model", text: m.id, title: m.availability }),
+        el("span", { cls: "num", text: `${m.ready_provider_count}/${m.provider_count} ready` }),
+        el("span", { cls: "num", text: `${m.slots_free}/${m.total_slots} free` }),
+      ]),
+    ),
+  );
+}
+
+function renderRecent(s: Status): void {
+  const creditsById = new Map((report?.recent_jobs ?? []).map((j) => [j.request_id, j.estimated_credits]));
+  setText("jobs-summary", `${s.jobs_completed} done · ${s.jobs_failed} failed · ${s.jobs_lost} lost`);
+  const list = $("recent-jobs");
+  const jobs = s.recent_jobs.slice(0, RECENT_SHOWN);
+  if (jobs.length === 0) {
+    list.replaceChildren(el("li", { cls: "empty", text: "No jobs yet." }));
+    return;
+  }
+  list.replaceChildren(
+    ...jobs.map((j) => {
+      const c = creditsById.get(j.request_id);
+      return el("li", { cls: `job ${j.outcome}`, title: j.reason ?? j.status, attrs: { "data-request-id": j.request_id } }, [
+        el("span", { cls: "time", text: clock(j.ended_ms) }),
+        el("span", { cls: "model", text: j.model }),
+        el("span", { cls: "num", text: `${j.prompt_tokens}+${j.completion_tokens} tok` }),
+        el("span", { cls: `outcome ${j.outcome}`, text: j.outcome === "complete" ? (c !== undefined ? `+${credits(c)}` : "✓") : j.outcome }),
+      ]);
+    }),
+  );
+}
+
+/** Re-reads the report when the jobs or the hour changed, or the range did. */
+function refreshEarnings(s: Status): void {
+  const hour = Math.floor(Date.now() / 3_600_000);
+  const key = `${range}|${s.earnings.total_jobs}|${s.earnings.total_estimated_credits}|${hour}`;
+  if (key === reportKey) return;
+  reportKey = key;
+  const seq = ++reportSeq;
+  transport
+    .earnings(range)
+    .then((r) => {
+      if (seq !== reportSeq) return;
+      report = r;
+      hourly.set(r.hourly);
+      if (status) renderRecent(status);
+    })
+    .catch((e: Error) => {
+      if (seq === reportSeq) setText("earn-note", `Earnings history unavailable: ${e.message}`);
+    });
+}
+
+void main().catch((e: Error) => showError(e.message));

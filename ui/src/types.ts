@@ -1,0 +1,206 @@
+// The engine's JSON shapes, as the control API and the shell's IPC both serve them
+// (src-tauri/engine/src/status.rs, app/mod.rs, models.rs, earnings.rs). Only the fields the UI reads
+// are typed; the engine may add more.
+
+export type Phase =
+  | "stopped"
+  | "connecting"
+  | "ready"
+  | "busy"
+  | "draining"
+  | "degraded"
+  | "paused"
+  | "offline"
+  | "error";
+
+export interface ConnectionHealth {
+  coordinator_url: string;
+  connected: boolean;
+  assigned_id: string | null;
+  heartbeat_interval_s: number | null;
+  last_heartbeat_sent_ms: number | null;
+  last_frame_received_ms: number | null;
+  rtt_ms: number | null;
+  reconnects: number;
+  session_started_ms: number | null;
+  last_close_code: number | null;
+  last_close_reason: string | null;
+  last_error: string | null;
+}
+
+export interface ActiveJob {
+  request_id: string;
+  model: string;
+  stream: boolean;
+  started_ms: number;
+  completion_tokens: number;
+  tokens_per_s: number | null;
+}
+
+export type Outcome = "complete" | "cancelled" | "failed" | "lost";
+
+export interface FinishedJob {
+  request_id: string;
+  model: string;
+  outcome: Outcome;
+  status: string;
+  reason: string | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  started_ms: number;
+  ended_ms: number;
+  prefill_ms: number;
+  decode_ms: number;
+}
+
+export interface PoolModel {
+  id: string;
+  provider_count: number;
+  ready_provider_count: number;
+  total_slots: number;
+  slots_free: number;
+  available: boolean;
+  availability: string;
+}
+
+export interface PoolView {
+  gateway_url: string;
+  status: string | null;
+  providers_total: number;
+  providers_ready: number;
+  models: PoolModel[];
+  fetched_ms: number | null;
+  error: string | null;
+}
+
+export interface EarningsBrief {
+  today_estimated_credits: number;
+  last_7_days_estimated_credits: number;
+  total_estimated_credits: number;
+  today_jobs: number;
+  total_jobs: number;
+  lost_jobs: number;
+  credited_total_credits: number | null;
+  credited_window_credits: number | null;
+  credited_fetched_ms: number | null;
+  estimated_minus_credited: number | null;
+  rate_card_version: string;
+  rate_card_source: string;
+  error: string | null;
+}
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export interface Status {
+  phase: Phase;
+  reason: string;
+  provider_id: string;
+  model_id: string;
+  engine: string;
+  slots_total: number;
+  slots_free: number;
+  connection: ConnectionHealth;
+  active_jobs: ActiveJob[];
+  recent_jobs: FinishedJob[];
+  jobs_completed: number;
+  jobs_failed: number;
+  jobs_lost: number;
+  updated_ms: number;
+  not_earning: string | null;
+  last_request_ms: number | null;
+  pool: PoolView | null;
+  earnings: EarningsBrief;
+  settings: { path: string; errors: FieldError[]; pinned: string[] };
+}
+
+export type EngineKind = "cpu" | "mlx" | "loopback" | "scripted";
+
+/** `settings.toml`; `coordinator` is `"local_pool"` or a URL. */
+export interface Settings {
+  coordinator: string;
+  provider_id: string;
+  model_path?: string | null;
+  engine: EngineKind;
+  loopback_url?: string | null;
+  slots: number;
+  start_at_login: boolean;
+  pause_on_battery: boolean;
+  control_port?: number | null;
+}
+
+export interface SettingsView {
+  settings: Settings;
+  path: string;
+  errors: FieldError[];
+  pinned: string[];
+  effective: {
+    coordinator: string;
+    provider_id: string;
+    slots: number;
+    engine: EngineKind;
+    model_id: string | null;
+    model_path: string | null;
+  };
+  /** `keychain`, `env`, or null when there is no token; the token itself is never served. */
+  token_source: string | null;
+}
+
+export interface LocalModel {
+  name: string;
+  path: string;
+  source: string;
+  format: "safetensors" | "gguf";
+  family: string | null;
+  quantization: { bits: number | null; group_size: number | null; mode: string } | null;
+  size_bytes: number;
+  estimated_memory_bytes: number;
+  machine_ram_bytes: number | null;
+  fits_in_memory: boolean;
+  loadable: boolean;
+  problems: string[];
+}
+
+export type EarningsRange = "today" | "7d" | "all";
+
+export interface PeriodTotals {
+  jobs: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  estimated_credits: number;
+  lost_jobs: number;
+  error_jobs: number;
+}
+
+export interface HourBucket {
+  hour_start_unix_ms: number;
+  jobs: number;
+  tokens: number;
+  estimated_credits: number;
+}
+
+export interface JobRecord {
+  request_id: string;
+  model_id: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  ended_at: number;
+  outcome: string;
+  reason: string | null;
+  estimated_credits: number;
+}
+
+export interface EarningsReport {
+  range: EarningsRange;
+  period: PeriodTotals;
+  hourly_from_unix_ms: number;
+  hourly: HourBucket[];
+  recent_jobs: JobRecord[];
+  rate_card_version: string;
+  rate_card_source: string;
+}
+
+/** A settings save either applied or was refused field by field (nothing saved). */
+export type SaveResult = { ok: true; settings: Settings } | { ok: false; errors: FieldError[] };
