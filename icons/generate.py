@@ -95,15 +95,15 @@ def tray_shape(state):
     if state == "paused":
         # Outline with two pause bars inside (also used for degraded / draining).
         def paused(x, y):
-            bars = 0.64 <= y <= 0.86 and (0.405 <= x <= 0.47 or 0.53 <= x <= 0.595)
+            bars = 0.58 <= y <= 0.78 and (0.405 <= x <= 0.47 or 0.53 <= x <= 0.595)
             return outline(x, y) or bars
         return paused
     if state == "error":
         # Outline struck through.
         def error(x, y):
             d = abs((x - 0.5) + (y - 0.5)) / math.sqrt(2)
-            on_line = d < 0.055 and 0.08 < x < 0.92
-            gap = abs((x - 0.5) + (y - 0.5)) / math.sqrt(2) < 0.11
+            on_line = d < 0.05 and 0.16 < x < 0.84
+            gap = abs((x - 0.5) + (y - 0.5)) / math.sqrt(2) < 0.085
             return on_line or (outline(x, y) and not gap)
         return error
     raise ValueError(state)

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use hearth_engine::app::{App, AppConfig, EngineFactory, EngineSpec, Overrides};
+use hearth_engine::app::{App, AppConfig, EngineFactory, Overrides};
 use hearth_engine::control;
 use hearth_engine::session::ProviderConfig;
 use hearth_engine::status::Status;
 use hearth_engine::telemetry::{self, LogFormat};
-use hearth_inference::scripted::ScriptedEngine;
-use hearth_inference::Engine;
 use hearth_pool::PoolConfig;
+
+mod cli;
 
 #[derive(Parser)]
 #[command(name = "hearth", version, about = "Turn this machine into an inference provider for an LLM pool")]
@@ -32,6 +32,12 @@ enum Command {
     Pool(PoolArgs),
     /// Connect to a coordinator and serve requests with a local model.
     Serve(ServeArgs),
+    /// A local pool and a provider serving a real model, in one process: try Hearth end to end.
+    Local(cli::local::LocalArgs),
+    /// Run one generation locally (no network) and print it.
+    Generate(cli::generate::GenerateArgs),
+    /// Measure a model's prompt and generation speed.
+    Bench(cli::generate::BenchArgs),
     /// Show the status of the provider running on this machine.
     Status {
         /// Print the raw JSON snapshot.
@@ -105,20 +111,29 @@ struct ServeArgs {
     idle_alert: f64,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct EngineArgs {
-    /// Inference backend.
-    #[arg(long, value_enum, default_value = "scripted")]
-    engine: EngineKind,
-    /// The model id to announce (scripted engine; default hearth-scripted).
+    /// Inference backend; default: `cpu` (`mlx` on macOS) with --model, else `scripted`.
+    #[arg(long, value_enum)]
+    engine: Option<cli::engine::CliEngine>,
+    /// A model directory (mlx-community layout) or a .gguf file.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The model id to announce; default: the model's directory or file name.
     #[arg(long)]
     model_id: Option<String>,
+    /// The local OpenAI-compatible server for `--engine loopback`, e.g. http://127.0.0.1:8080/v1.
+    #[arg(long)]
+    loopback_url: Option<String>,
+    /// Where a GGUF model's tokenizer.json(.xz) and tokenizer_config.json are, if not beside it.
+    #[arg(long)]
+    tokenizer_dir: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum EngineKind {
-    /// A deterministic test engine: no model, predictable tokens.
-    Scripted,
+impl EngineArgs {
+    fn load_options(&self) -> cli::engine::LoadOptions {
+        cli::engine::LoadOptions { loopback_url: self.loopback_url.clone(), tokenizer_dir: self.tokenizer_dir.clone() }
+    }
 }
 
 fn main() -> Result<()> {
@@ -130,6 +145,9 @@ fn main() -> Result<()> {
             Command::Pool(args) => pool(args).await,
             Command::Serve(args) => serve(args).await,
             Command::Status { json } => status(json).await,
+            Command::Local(args) => cli::local::run(args).await,
+            Command::Generate(args) => cli::generate::run(args),
+            Command::Bench(args) => cli::generate::bench(args),
         }
     })
 }
@@ -147,27 +165,6 @@ async fn pool(args: PoolArgs) -> Result<()> {
     hearth_pool::run(config, shutdown_signal()).await.context("the local pool failed")
 }
 
-/// The engines this binary can build. Only `scripted` for now; the settings file's `engine` is
-/// overridden by `--engine` (whose default is the one engine there is).
-fn build_engine(spec: &EngineSpec) -> Result<Arc<dyn Engine>, String> {
-    match spec.kind {
-        hearth_settings::EngineKind::Scripted => {
-            Ok(Arc::new(ScriptedEngine::new(spec.model_id.as_deref().unwrap_or("hearth-scripted"))))
-        }
-        other => Err(format!(
-            "the {other:?} engine is not built into this hearth binary yet; use --engine scripted"
-        )),
-    }
-}
-
-impl From<EngineKind> for hearth_settings::EngineKind {
-    fn from(k: EngineKind) -> Self {
-        match k {
-            EngineKind::Scripted => hearth_settings::EngineKind::Scripted,
-        }
-    }
-}
-
 async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(id) = &args.provider_id {
         if !hearth_protocol::is_safe_id(id) {
@@ -178,15 +175,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
         hearth_engine::session::connect::validate_url(url)?;
     }
     let paths = hearth_settings::HearthPaths::resolve()?;
-    let factory: EngineFactory = Arc::new(build_engine);
+    let factory: EngineFactory = cli::engine::factory(&args.engine.load_options());
     let mut config = AppConfig::new(paths, factory);
     config.overrides = Overrides {
         coordinator: args.coordinator,
         provider_id: args.provider_id,
         slots: args.slots,
-        engine: Some(args.engine.engine.into()),
-        model_id: args.engine.model_id,
-        model_path: None,
+        engine: Some(cli::engine::resolve_kind(args.engine.engine, args.engine.model.is_some())),
+        model_id: args.engine.model_id.clone(),
+        model_path: args.engine.model.clone(),
     };
     config.control_listen = args.control_listen;
     config.pool_poll = Duration::from_secs_f64(args.pool_poll_interval);
@@ -283,7 +280,7 @@ fn print_status(s: &Status) {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
