@@ -30,9 +30,29 @@ export class HourlyChart {
       height,
       legend: { show: false },
       cursor: { y: false, points: { show: false } },
-      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.15)] } },
+      // Each bar covers its hour to the right of its start, so the scale runs one hour past the last.
+      scales: {
+        x: { time: true, range: (_u, min, max) => [min, max + 3600] },
+        y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.15)] },
+      },
       axes: [
-        { stroke: muted, grid: { show: false }, ticks: { show: false }, font: "10px system-ui", size: 22 },
+        {
+          stroke: muted,
+          grid: { show: false },
+          ticks: { show: false },
+          font: "10px system-ui",
+          size: 22,
+          // One short line per tick: hours within a day, days beyond.
+          values: (u, splits) => {
+            const span = (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0);
+            return splits.map((s) => {
+              const d = new Date(s * 1000);
+              return span > 2 * 86400
+                ? d.toLocaleDateString(undefined, { month: "short", day: "numeric" })
+                : d.toLocaleTimeString(undefined, { hour: "numeric" });
+            });
+          },
+        },
         { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { show: false }, font: "10px system-ui", size: 36 },
       ],
       series: [

@@ -136,6 +136,11 @@ impl Engine for LoopbackEngine {
     }
 }
 
+fn parse_progress(s: &str) -> Option<(usize, usize)> {
+    let (a, b) = s.trim().split_once('/')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
 /// Waits for `fut` while watching the cancel token; `None` means cancelled.
 async fn cancellable<T>(cancel: &CancelToken, fut: impl std::future::Future<Output = T>) -> Option<T> {
     tokio::pin!(fut);
@@ -205,7 +210,13 @@ async fn stream_job(
         while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=nl).collect();
             let line = String::from_utf8_lossy(&line);
-            let Some(data) = line.trim().strip_prefix("data:") else { continue };
+            let line = line.trim();
+            // mlx_lm.server reports prefill progress as SSE comments (`: keepalive 26/27`).
+            if let Some((done, total)) = line.strip_prefix(": keepalive").and_then(parse_progress) {
+                on_event(GenerationEvent::PrefillProgress { done, total });
+                continue;
+            }
+            let Some(data) = line.strip_prefix("data:") else { continue };
             let data = data.trim();
             if data == "[DONE]" {
                 break 'read;

@@ -10,9 +10,10 @@ mod common;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use hearth_inference::generate::ModelRunner;
+use hearth_inference::generate::{LocalEngine, ModelRunner};
 use hearth_inference::job::ChatMessage;
 use hearth_inference::load::{load_cpu, CpuEngine, EngineKind, EngineSpec};
+use hearth_inference::text::{read_tokenizer_file, TextCodec};
 use hearth_inference::{
     CancelToken, Engine, GenerationEvent, GenerationRequest, Prompt, SamplingParams, StopReason,
 };
@@ -93,41 +94,79 @@ fn greedy_is_deterministic() {
     assert_eq!(c.token_ids, d.token_ids, "same seed, same tokens");
 }
 
+/// This base model almost never ends a turn on its own (llama.cpp's greedy output agrees), so EOS
+/// handling is checked two ways: the real EOS set contains `<eos>` and `<end_of_turn>`, and an
+/// engine over the same weights whose tokenizer config names a token the model is about to produce
+/// as `eos_token` stops right before it, with `StopReason::Stop`.
 #[test]
 fn eos_is_honoured() {
     let Some(e) = engine() else { return };
-    let (out, text) = run(&e, chat("Reply with the single word: yes"), 64, SamplingParams::default());
-    println!("eos test: {:?} {text:?} {:?}", out.token_ids, out.stop_reason);
-    assert_eq!(out.stop_reason, StopReason::Stop, "the model should end its turn: {text:?}");
-    assert!(out.completion_tokens < 64);
-    assert!(!text.contains("<end_of_turn>"));
+    let tok = e.codec().tokenizer();
+    for t in ["<eos>", "<end_of_turn>"] {
+        assert!(e.codec().is_eos(tok.token_to_id(t).unwrap()), "{t} must end generation");
+    }
+    let prompt = chat("Write one sentence about the sea.");
+    let (free, _) = run(&e, prompt.clone(), 8, SamplingParams::default());
+    assert_eq!(free.stop_reason, StopReason::Length);
+    let stop_at = free.token_ids[3];
+    let stop_text = tok.id_to_token(stop_at).unwrap();
+    assert_eq!(free.token_ids.iter().position(|&t| t == stop_at), Some(3), "pick a token not seen earlier");
+
+    let dir = common::shared_dir().join("fixtures/gemma3-270m");
+    let bytes = read_tokenizer_file(&dir.join("tokenizer.json.xz")).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer_config.json")).unwrap()).unwrap();
+    config["eos_token"] = serde_json::Value::String(stop_text);
+    let codec = TextCodec::from_parts(&bytes, &dir, &config, None, "gemma3_text", &[1]).unwrap();
+    let custom = LocalEngine::new(e.descriptor().clone(), codec, e.runner().clone(), e.options());
+    let req = GenerationRequest { prompt, max_tokens: 8, sampling: SamplingParams::default(), stop: vec![] };
+    let out = custom.generate(&req, &CancelToken::new(), &mut |_| {}).unwrap();
+    assert_eq!(out.stop_reason, StopReason::Stop);
+    assert_eq!(out.token_ids, free.token_ids[..3].to_vec());
 }
 
-/// Our decoder over candle's quantized tensors agrees with candle-transformers' Gemma 3 model
-/// (single-pass prefill, where that model is correct), and chunked prefill agrees with one pass.
+fn reference() -> serde_json::Value {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/gemma3-270m.reference.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// Agreement with an independent float64 numpy forward pass over the same (dequantized) weights
+/// (scripts/gemma_reference.py): identical prompt ids, same top token, close logits, and the same
+/// greedy tokens until the first near-tie (our matmuls quantize activations to 8 bits, as llama.cpp
+/// does, so exact logits differ slightly).
 #[test]
-fn agrees_with_candle_reference() {
+fn agrees_with_numpy_reference() {
     let Some(e) = engine() else { return };
-    let path = gguf_path().unwrap();
-    let ids = e.codec().encode_prompt(&chat("Name three colours of the rainbow.")).unwrap();
-    let ours = e.runner().session().unwrap().forward(&ids, 0).unwrap();
+    for case in reference()["cases"].as_array().unwrap() {
+        let prompt = match case["kind"].as_str().unwrap() {
+            "raw" => Prompt::Raw(case["text"].as_str().unwrap().into()),
+            _ => Prompt::Chat(serde_json::from_value(case["messages"].clone()).unwrap()),
+        };
+        let want_ids: Vec<u32> = serde_json::from_value(case["prompt_ids"].clone()).unwrap();
+        let ids = e.codec().encode_prompt(&prompt).unwrap();
+        assert_eq!(ids, want_ids, "prompt ids");
+        let logits = e.runner().session().unwrap().forward(&ids, 0).unwrap();
+        let top: Vec<usize> = serde_json::from_value(case["first_step_top_ids"].clone()).unwrap();
+        let top_logits: Vec<f32> = serde_json::from_value(case["first_step_top_logits"].clone()).unwrap();
+        let diff = top.iter().zip(&top_logits).map(|(&i, &l)| (logits[i] - l).abs()).fold(0f32, f32::max);
+        println!("gemma {}: max |logit diff| over reference top-64 = {diff:.3}", case["kind"]);
+        assert_eq!(hearth_inference::sampling::argmax(&logits) as usize, top[0]);
+        assert!(diff < 1.5, "{diff}");
 
-    let mut f = std::fs::File::open(&path).unwrap();
-    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
-    let mut reference = candle_transformers::models::quantized_gemma3::ModelWeights::from_gguf(
-        ct,
-        &mut f,
-        &candle_core::Device::Cpu,
-    )
-    .unwrap();
-    let input =
-        candle_core::Tensor::new(ids.as_slice(), &candle_core::Device::Cpu).unwrap().unsqueeze(0).unwrap();
-    let theirs: Vec<f32> = reference.forward(&input, 0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    println!("gemma: max |logit diff| vs candle-transformers = {diff:.2e}");
-    assert!(diff < 1e-2, "{diff}");
-    assert_eq!(hearth_inference::sampling::argmax(&ours), hearth_inference::sampling::argmax(&theirs));
+        let want: Vec<u32> = serde_json::from_value(case["greedy_ids"].clone()).unwrap();
+        let (out, _) = run(&e, prompt, want.len() as u32, SamplingParams::default());
+        let same = out.token_ids.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        println!("gemma {}: greedy agrees for {same}/{} tokens", case["kind"], want.len());
+        assert!(same >= 8.min(want.len()), "ours {:?} reference {want:?}", out.token_ids);
+    }
+}
 
+/// Prefill in chunks gives the same logits as one pass.
+#[test]
+fn chunked_prefill_matches_single_pass() {
+    let Some(e) = engine() else { return };
+    let ids = e.codec().encode_prompt(&chat("Name three colours of the rainbow, and say why.")).unwrap();
+    let whole = e.runner().session().unwrap().forward(&ids, 0).unwrap();
     let mut s = e.runner().session().unwrap();
     let mut pos = 0;
     let mut last = vec![];
@@ -135,7 +174,8 @@ fn agrees_with_candle_reference() {
         last = s.forward(chunk, pos).unwrap();
         pos += chunk.len();
     }
-    let diff = ours.iter().zip(&last).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let diff = whole.iter().zip(&last).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     println!("gemma: chunked vs single-pass max diff = {diff:.2e}");
-    assert!(diff < 1e-2, "{diff}");
+    assert!(diff < 0.1, "{diff}");
+    assert_eq!(hearth_inference::sampling::argmax(&whole), hearth_inference::sampling::argmax(&last));
 }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds what the browser test needs and runs it: the UI bundle (ui/dist), the `hearth` binary,
+# then tests/ui/browser.test.mjs in Debian's headless Chromium. Screenshots land in artifacts/ui/.
+#
+# Needs Debian's `chromium` (apt-get install chromium) and Node.js with npm; playwright-core never
+# downloads a browser here.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+(cd "$root/ui" && npm ci --no-audit --no-fund && npm run check && npm run build)
+(cd "$root/tests/ui" && npm ci --no-audit --no-fund)
+cargo build -p hearth-engine --bin hearth
+export HEARTH_BIN="$CARGO_TARGET_DIR/debug/hearth"
+cd "$root/tests/ui" && node --test --test-concurrency=1 browser.test.mjs
