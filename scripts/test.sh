@@ -11,6 +11,11 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Shared fixtures live beside the repository (../shared) unless told otherwise.
 export HEARTH_SHARED_DIR="${HEARTH_SHARED_DIR:-$(cd .. && pwd)/shared}"
 
+# mlx_lm (for the loopback engine's real-server test) lives in a venv that .ci/run provisions.
+if [ -z "${HEARTH_MLX_LM_PYTHON:-}" ] && [ -x /var/tmp/hearth-venv/bin/python ]; then
+  export HEARTH_MLX_LM_PYTHON=/var/tmp/hearth-venv/bin/python
+fi
+
 if [ -z "${HEARTH_GEMMA_GGUF:-}" ]; then
   if HEARTH_GEMMA_GGUF="$(bash scripts/fetch-gemma.sh "$CARGO_TARGET_DIR/models")"; then
     export HEARTH_GEMMA_GGUF
@@ -21,6 +26,6 @@ fi
 
 # The keychain test needs a real backend: a fresh kernel session keyring (keyutils).
 export HEARTH_REQUIRE_KEYCHAIN=1
-# hearth-inference (issue 3) is still being built: its oracle/GGUF suites and the `hearth local`
-# end-to-end test (tests/local.rs) join this run once they pass reliably.
-exec keyctl session - cargo test --workspace --exclude hearth-inference --no-fail-fast "$@"
+# Model-backed tests fail rather than skip when what they need is missing.
+export HEARTH_REQUIRE_MODELS=1
+exec keyctl session - cargo test --workspace --no-fail-fast "$@"

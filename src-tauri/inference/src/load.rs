@@ -79,7 +79,10 @@ pub fn load_engine(spec: &EngineSpec) -> Result<Arc<dyn Engine>, LoadError> {
             let upstream = match upstream_model {
                 Some(m) => m.clone(),
                 None => LoopbackEngine::list_models(base_url)
-                    .map_err(|e| LoadError::EngineUnavailable { engine: "loopback".into(), reason: e.to_string() })?
+                    .map_err(|e| LoadError::EngineUnavailable {
+                        engine: "loopback".into(),
+                        reason: e.to_string(),
+                    })?
                     .into_iter()
                     .next()
                     .ok_or_else(|| LoadError::EngineUnavailable {
@@ -129,7 +132,8 @@ pub fn load_cpu(spec: &EngineSpec) -> Result<Arc<CpuEngine>, LoadError> {
         let model = cpu::gguf::load(path)?;
         let tok_dir = cpu::gguf::tokenizer_dir(path, spec.tokenizer_dir.as_deref());
         let codec = codec_from_dir(&tok_dir, &model.info.architecture, model.info.eos_token_id)?;
-        let max_context = spec.max_context.unwrap_or(model.info.context_length).min(model.info.context_length);
+        let max_context =
+            spec.max_context.unwrap_or(model.info.context_length).min(model.info.context_length);
         let descriptor = ModelDescriptor {
             model_id: spec.id_or(|| dir_name(path)),
             params_b: model.info.params as f64 / 1e9,
@@ -189,7 +193,14 @@ fn codec_from_dir(dir: &Path, model_type: &str, eos: Option<u32>) -> Result<Text
     };
     let template = std::fs::read_to_string(dir.join("chat_template.jinja")).ok();
     let family = if model_type == "gemma3" { "gemma3_text" } else { model_type };
-    TextCodec::from_parts(&bytes, &tok_path, &config, template.as_deref(), family, &eos.into_iter().collect::<Vec<_>>())
+    TextCodec::from_parts(
+        &bytes,
+        &tok_path,
+        &config,
+        template.as_deref(),
+        family,
+        &eos.into_iter().collect::<Vec<_>>(),
+    )
 }
 
 /// Model storage format.

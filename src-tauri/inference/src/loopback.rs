@@ -42,7 +42,8 @@ impl LoopbackEngine {
         runtime()?.block_on(async {
             let resp = client()?.get(&url).send().await.map_err(|e| connect_error(&url, &e))?;
             let resp = check_status(&url, resp).await?;
-            let v: Value = resp.json().await.map_err(|e| EngineError::Internal(format!("{url}: bad JSON: {e}")))?;
+            let v: Value =
+                resp.json().await.map_err(|e| EngineError::Internal(format!("{url}: bad JSON: {e}")))?;
             Ok(v["data"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|m| m["id"].as_str().map(str::to_string)).collect())
@@ -201,7 +202,9 @@ async fn stream_job(
                 outcome.stop_reason = StopReason::Cancelled;
                 break;
             }
-            Some(Err(_)) => return Err(EngineError::Internal(format!("{url} stopped responding mid-stream"))),
+            Some(Err(_)) => {
+                return Err(EngineError::Internal(format!("{url} stopped responding mid-stream")))
+            }
             Some(Ok(Err(e))) => return Err(EngineError::Internal(format!("stream from {url} broke: {e}"))),
             Some(Ok(Ok(None))) => break,
             Some(Ok(Ok(Some(c)))) => c,
@@ -226,10 +229,16 @@ async fn stream_job(
                 Err(_) => continue,
             };
             if let Some(err) = v.get("error") {
-                return Err(EngineError::Internal(format!("{url}: {}", err["message"].as_str().unwrap_or("error"))));
+                return Err(EngineError::Internal(format!(
+                    "{url}: {}",
+                    err["message"].as_str().unwrap_or("error")
+                )));
             }
             if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
-                usage = Some((u["prompt_tokens"].as_u64().unwrap_or(0), u["completion_tokens"].as_u64().unwrap_or(0)));
+                usage = Some((
+                    u["prompt_tokens"].as_u64().unwrap_or(0),
+                    u["completion_tokens"].as_u64().unwrap_or(0),
+                ));
             }
             let Some(choice) = v["choices"].get(0) else { continue };
             if let Some(f) = choice["finish_reason"].as_str() {

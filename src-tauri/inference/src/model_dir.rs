@@ -58,9 +58,16 @@ pub struct RopeConfig {
 pub enum RopeScaling {
     None,
     /// Positions divided by `factor`.
-    Linear { factor: f64 },
+    Linear {
+        factor: f64,
+    },
     /// Llama 3.x frequency-dependent scaling.
-    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position: f64 },
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position: f64,
+    },
 }
 
 /// MLX affine quantization: `w = scale * q + bias` per group of `group_size` input columns.
@@ -120,7 +127,10 @@ impl ModelDir {
             ));
         }
         let config_path = path.join("config.json");
-        let raw_config = read_json(&config_path, "every model directory needs config.json; copy it from the model's repository")?;
+        let raw_config = read_json(
+            &config_path,
+            "every model directory needs config.json; copy it from the model's repository",
+        )?;
         let config = ModelConfig::from_json(&raw_config).map_err(|r| LoadError::invalid(&config_path, r))?;
         let weight_files = list_weights(path)?;
         let tokenizer_json = path.join("tokenizer.json");
@@ -131,8 +141,7 @@ impl ModelDir {
             });
         }
         let tc_path = path.join("tokenizer_config.json");
-        let tokenizer_config =
-            if tc_path.is_file() { read_json(&tc_path, "")? } else { Value::Null };
+        let tokenizer_config = if tc_path.is_file() { read_json(&tc_path, "")? } else { Value::Null };
         let chat_template = find_chat_template(path, &tokenizer_config)?;
         let gen_path = path.join("generation_config.json");
         let generation_eos_ids = if gen_path.is_file() {
@@ -253,9 +262,7 @@ fn find_chat_template(dir: &Path, tokenizer_config: &Value) -> Result<Option<Str
         Some(Value::String(s)) => return Ok(Some(s.clone())),
         // A list of named templates: use "default", else the first.
         Some(Value::Array(list)) => {
-            let named = |n: &str| {
-                list.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(n))
-            };
+            let named = |n: &str| list.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(n));
             if let Some(t) = named("default").or_else(|| list.first()) {
                 if let Some(s) = t.get("template").and_then(Value::as_str) {
                     return Ok(Some(s.to_string()));
@@ -299,7 +306,10 @@ impl ModelConfig {
         let c = Value::Object(merged);
         let get = |k: &str| c.get(k).filter(|v| !v.is_null());
         let usize_of = |k: &str| -> Result<usize, String> {
-            get(k).and_then(Value::as_u64).map(|n| n as usize).ok_or_else(|| format!("`{k}` is missing or not a number"))
+            get(k)
+                .and_then(Value::as_u64)
+                .map(|n| n as usize)
+                .ok_or_else(|| format!("`{k}` is missing or not a number"))
         };
         let opt_usize = |k: &str| get(k).and_then(Value::as_u64).map(|n| n as usize);
         let opt_f64 = |k: &str| get(k).and_then(Value::as_f64);
@@ -332,11 +342,10 @@ impl ModelConfig {
         let (rope, rope_local) = match rope_params {
             // transformers 5 for Gemma 3: one rope per attention kind.
             Some(p) if p.get("full_attention").is_some() => {
-                let full = parse_rope(p.get("full_attention").unwrap_or(&Value::Null), default_theta, traditional)?;
-                let local = p
-                    .get("sliding_attention")
-                    .map(|s| parse_rope(s, 10_000.0, traditional))
-                    .transpose()?;
+                let full =
+                    parse_rope(p.get("full_attention").unwrap_or(&Value::Null), default_theta, traditional)?;
+                let local =
+                    p.get("sliding_attention").map(|s| parse_rope(s, 10_000.0, traditional)).transpose()?;
                 (full, local)
             }
             Some(p) => {
@@ -387,7 +396,8 @@ impl ModelConfig {
         let mut eos_token_ids = get("eos_token_id").map(id_list).unwrap_or_default();
         eos_token_ids.dedup();
         Ok(Self {
-            attention_bias: model_type == "qwen2" || get("attention_bias").and_then(Value::as_bool).unwrap_or(false),
+            attention_bias: model_type == "qwen2"
+                || get("attention_bias").and_then(Value::as_bool).unwrap_or(false),
             model_type,
             hidden_size,
             intermediate_size,
@@ -436,7 +446,11 @@ fn parse_rope(p: &Value, default_theta: f64, traditional: bool) -> Result<RopeCo
             high_freq_factor: f("high_freq_factor", 4.0),
             original_max_position: f("original_max_position_embeddings", 8192.0),
         },
-        other => return Err(format!("rope scaling `{other}` is not supported (supported: default, linear, llama3)")),
+        other => {
+            return Err(format!(
+                "rope scaling `{other}` is not supported (supported: default, linear, llama3)"
+            ))
+        }
     };
     Ok(RopeConfig { theta, traditional, scaling })
 }

@@ -31,7 +31,10 @@ impl Rng {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u128(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
         );
         Self::seeded(h.finish())
     }
@@ -77,8 +80,12 @@ impl Sampler {
         }
         let t = f64::from(self.params.temperature);
         // Candidates as (id, scaled logit), best first, cut by top-k.
-        let mut cand: Vec<(u32, f64)> =
-            logits.iter().enumerate().filter(|(_, l)| !l.is_nan()).map(|(i, &l)| (i as u32, f64::from(l) / t)).collect();
+        let mut cand: Vec<(u32, f64)> = logits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l.is_nan())
+            .map(|(i, &l)| (i as u32, f64::from(l) / t))
+            .collect();
         if cand.is_empty() {
             return argmax(logits);
         }

@@ -135,8 +135,18 @@ fn strftime_now(fmt: String) -> String {
 
 pub(crate) fn format_utc(secs: i64, fmt: &str) -> String {
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-        "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     let days = secs.div_euclid(86_400);
     let tod = secs.rem_euclid(86_400);
@@ -192,7 +202,8 @@ mod tests {
 
     #[test]
     fn hf_style_features() {
-        let src = "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{% continue %}{% endif %}\
+        let src =
+            "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{% continue %}{% endif %}\
             [{{ m.role }}]{{ m['content'] | trim }}|{{ m.content.strip() }}{% endfor %}\
             {% if add_generation_prompt %}[assistant]{% endif %}{{ eos_token }}";
         let t = ChatTemplate::new(src, specials()).unwrap();
@@ -221,7 +232,8 @@ mod tests {
 
     #[test]
     fn trim_and_lstrip_blocks() {
-        let t = ChatTemplate::new("{% for m in messages %}\n  {{ m.content }}\n{% endfor %}", specials()).unwrap();
+        let t = ChatTemplate::new("{% for m in messages %}\n  {{ m.content }}\n{% endfor %}", specials())
+            .unwrap();
         assert_eq!(t.render(&msgs(&[("user", "a"), ("user", "b")])).unwrap(), "  a\n  b\n");
     }
 

@@ -58,8 +58,9 @@ impl TextCodec {
         model_type: &str,
         eos_ids: &[u32],
     ) -> Result<Self, LoadError> {
-        let mut tokenizer = Tokenizer::from_bytes(tokenizer_json)
-            .map_err(|e| LoadError::invalid(tokenizer_path, format!("not a tokenizer this build can read: {e}")))?;
+        let mut tokenizer = Tokenizer::from_bytes(tokenizer_json).map_err(|e| {
+            LoadError::invalid(tokenizer_path, format!("not a tokenizer this build can read: {e}"))
+        })?;
         apply_family_rules(&mut tokenizer, model_type).map_err(|e| LoadError::invalid(tokenizer_path, e))?;
 
         let mut specials = BTreeMap::new();
@@ -80,9 +81,9 @@ impl TextCodec {
         }
         eos.sort_unstable();
         eos.dedup();
-        let source = chat_template.map(str::to_string).or_else(|| {
-            tokenizer_config.get("chat_template").and_then(Value::as_str).map(str::to_string)
-        });
+        let source = chat_template
+            .map(str::to_string)
+            .or_else(|| tokenizer_config.get("chat_template").and_then(Value::as_str).map(str::to_string));
         let template = source.map(|s| ChatTemplate::new(&s, specials)).transpose()?;
         Ok(Self { tokenizer, template, bos_token, eos_ids: eos })
     }
@@ -140,7 +141,9 @@ impl TextCodec {
 
 impl Decode for TextCodec {
     fn decode_ids(&self, ids: &[u32]) -> Result<String, EngineError> {
-        self.tokenizer.decode(ids, false).map_err(|e| EngineError::Internal(format!("detokenizing failed: {e}")))
+        self.tokenizer
+            .decode(ids, false)
+            .map_err(|e| EngineError::Internal(format!("detokenizing failed: {e}")))
     }
 }
 
@@ -161,10 +164,11 @@ fn token_text(v: &Value) -> Option<String> {
 /// tiny fixtures) tokenize as `mlx_lm` does.
 fn apply_family_rules(tokenizer: &mut Tokenizer, model_type: &str) -> Result<(), String> {
     if matches!(model_type, "qwen2" | "qwen2_moe" | "qwen3" | "qwen3_moe") {
-        let split = Split::new(SplitPattern::Regex(QWEN2_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
-            .map_err(|e| format!("qwen2 pre-tokenizer: {e}"))?;
+        let split =
+            Split::new(SplitPattern::Regex(QWEN2_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
+                .map_err(|e| format!("qwen2 pre-tokenizer: {e}"))?;
         let byte_level = ByteLevel::new(false, true, false);
-        tokenizer.with_normalizer(Some(NFC));
+        tokenizer.with_normalizer(Some(NFC)).map_err(|e| format!("qwen2 normalizer: {e}"))?;
         tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![split.into(), byte_level.into()])));
     }
     Ok(())

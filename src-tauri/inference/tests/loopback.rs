@@ -179,6 +179,10 @@ fn real_mlx_lm_server_matches_oracle() {
         .status()
         .is_ok_and(|s| s.success());
     if !has_mlx {
+        assert!(
+            std::env::var_os("HEARTH_REQUIRE_MODELS").is_none(),
+            "{python} cannot import mlx_lm; scripts/test.sh provisions it (HEARTH_MLX_LM_PYTHON)"
+        );
         println!(
             "SKIP: {python} cannot import mlx_lm; pip install 'mlx[cpu]' mlx-lm and set HEARTH_MLX_LM_PYTHON"
         );

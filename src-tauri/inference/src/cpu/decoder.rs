@@ -95,9 +95,16 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    pub fn new(spec: DecoderSpec, embed: Tensor, layers: Vec<Layer>, final_norm: Tensor, lm_head: Linear) -> Self {
+    pub fn new(
+        spec: DecoderSpec,
+        embed: Tensor,
+        layers: Vec<Layer>,
+        final_norm: Tensor,
+        lm_head: Linear,
+    ) -> Self {
         let inv_freq = inv_freqs(&spec.rope, spec.head_dim);
-        let inv_freq_local = spec.rope_local.as_ref().map(|r| inv_freqs(r, spec.head_dim)).unwrap_or(inv_freq.clone());
+        let inv_freq_local =
+            spec.rope_local.as_ref().map(|r| inv_freqs(r, spec.head_dim)).unwrap_or(inv_freq.clone());
         Self { spec, embed, layers, final_norm, lm_head, inv_freq, inv_freq_local }
     }
 
@@ -106,7 +113,13 @@ impl Decoder {
     }
 
     /// cos/sin tables `[t, head_dim/2]` for positions `pos..pos+t`.
-    fn rope_tables(&self, inv: &[f32], pos: usize, t: usize, scale: f32) -> candle_core::Result<(Tensor, Tensor)> {
+    fn rope_tables(
+        &self,
+        inv: &[f32],
+        pos: usize,
+        t: usize,
+        scale: f32,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
         let half = inv.len();
         let mut cos = Vec::with_capacity(t * half);
         let mut sin = Vec::with_capacity(t * half);
@@ -120,7 +133,12 @@ impl Decoder {
         Ok((Tensor::from_vec(cos, (t, half), &Device::Cpu)?, Tensor::from_vec(sin, (t, half), &Device::Cpu)?))
     }
 
-    fn forward_inner(&self, cache: &mut [Option<(Tensor, Tensor)>], tokens: &[u32], pos: usize) -> candle_core::Result<Vec<f32>> {
+    fn forward_inner(
+        &self,
+        cache: &mut [Option<(Tensor, Tensor)>],
+        tokens: &[u32],
+        pos: usize,
+    ) -> candle_core::Result<Vec<f32>> {
         let s = &self.spec;
         let t = tokens.len();
         let ids = Tensor::from_slice(tokens, t, &Device::Cpu)?;
@@ -285,9 +303,12 @@ impl ForwardModel for DecoderSession<'_> {
         if tokens.is_empty() {
             return Err(EngineError::Internal("forward called with no tokens".into()));
         }
-        let cached = self.cache.first().and_then(|c| c.as_ref()).map(|(k, _)| k.dim(2).unwrap_or(0)).unwrap_or(0);
+        let cached =
+            self.cache.first().and_then(|c| c.as_ref()).map(|(k, _)| k.dim(2).unwrap_or(0)).unwrap_or(0);
         if cached != pos {
-            return Err(EngineError::Internal(format!("forward at position {pos} but the cache holds {cached} tokens")));
+            return Err(EngineError::Internal(format!(
+                "forward at position {pos} but the cache holds {cached} tokens"
+            )));
         }
         self.model
             .forward_inner(&mut self.cache, tokens, pos)

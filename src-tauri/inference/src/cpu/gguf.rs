@@ -106,10 +106,15 @@ pub fn load(path: &Path) -> Result<GgufModel, LoadError> {
     let pattern = md_u32(&ct, &format!("{arch}.attention.sliding_window_type")).unwrap_or(6).max(1) as usize;
     let theta = md_f32(&ct, &format!("{arch}.rope.freq_base")).unwrap_or(1_000_000.0) as f64;
     let scaling = match (
-        ct.metadata.get(&format!("{arch}.rope.scaling.type")).and_then(|v| v.to_string().ok()).map(String::as_str),
+        ct.metadata
+            .get(&format!("{arch}.rope.scaling.type"))
+            .and_then(|v| v.to_string().ok())
+            .map(String::as_str),
         md_f32(&ct, &format!("{arch}.rope.scaling.factor")),
     ) {
-        (Some("linear"), Some(factor)) if factor > 0.0 && factor != 1.0 => RopeScaling::Linear { factor: factor as f64 },
+        (Some("linear"), Some(factor)) if factor > 0.0 && factor != 1.0 => {
+            RopeScaling::Linear { factor: factor as f64 }
+        }
         _ => RopeScaling::None,
     };
 
@@ -181,5 +186,7 @@ impl Reader<'_> {
 
 /// Where a GGUF model's tokenizer files are: the given directory, else the GGUF's own directory.
 pub fn tokenizer_dir(gguf: &Path, explicit: Option<&Path>) -> PathBuf {
-    explicit.map(Path::to_path_buf).unwrap_or_else(|| gguf.parent().map(Path::to_path_buf).unwrap_or_default())
+    explicit
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| gguf.parent().map(Path::to_path_buf).unwrap_or_default())
 }

@@ -38,7 +38,9 @@ impl MlxWeights {
     fn missing(&self, name: &str) -> LoadError {
         LoadError::MissingFile {
             path: PathBuf::from(format!("{}#{name}", self.dir.path.display())),
-            hint: "the weights lack this tensor; the checkpoint does not match its config.json's architecture".into(),
+            hint:
+                "the weights lack this tensor; the checkpoint does not match its config.json's architecture"
+                    .into(),
         }
     }
 
@@ -71,15 +73,12 @@ impl MlxWeights {
         let packed = self.st.load(&wname, &Device::Cpu)?;
         let scales = self.plain(&scales_name)?;
         let biases = self.plain(&format!("{module}.biases"))?;
-        let spec = self
-            .dir
-            .config
-            .quantization
-            .as_ref()
-            .and_then(|q| q.for_module(module))
-            .ok_or_else(|| LoadError::UnsupportedQuantization(format!(
-                "{module} is quantized but config.json has no quantization settings for it"
-            )))?;
+        let spec =
+            self.dir.config.quantization.as_ref().and_then(|q| q.for_module(module)).ok_or_else(|| {
+                LoadError::UnsupportedQuantization(format!(
+                    "{module} is quantized but config.json has no quantization settings for it"
+                ))
+            })?;
         dequantize(module, &packed, &scales, &biases, spec)
     }
 }
@@ -99,13 +98,19 @@ pub fn dequantize(
         )));
     }
     if packed.dtype() != DType::U32 {
-        return Err(LoadError::Weights(format!("{module}.weight: expected packed u32, found {:?}", packed.dtype())));
+        return Err(LoadError::Weights(format!(
+            "{module}.weight: expected packed u32, found {:?}",
+            packed.dtype()
+        )));
     }
     let (out, packed_cols) = packed.dims2()?;
     let per_word = (32 / bits) as usize;
     let cols = packed_cols * per_word;
     let groups = cols / group_size;
-    if cols % group_size != 0 || scales.dims2()? != (out, groups) || biases.dims2()? != (out, groups) {
+    if !cols.is_multiple_of(group_size)
+        || scales.dims2()? != (out, groups)
+        || biases.dims2()? != (out, groups)
+    {
         return Err(LoadError::Weights(format!(
             "{module}: packed shape {:?} with scales {:?} does not fit {bits}-bit groups of {group_size}",
             packed.dims(),

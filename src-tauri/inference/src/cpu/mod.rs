@@ -19,8 +19,10 @@ pub fn load_mlx_dir(dir: &ModelDir) -> Result<Decoder, LoadError> {
     let w = MlxWeights::open(dir)?;
     let gemma = c.model_type == "gemma3_text";
     // Multimodal Gemma 3 checkpoints nest the text tower under `language_model.`.
-    let root = if w.has("language_model.model.embed_tokens.weight") { "language_model.model" } else { "model" };
-    let head_root = root.strip_suffix(".model").map(|r| format!("{r}.lm_head")).unwrap_or_else(|| "lm_head".into());
+    let root =
+        if w.has("language_model.model.embed_tokens.weight") { "language_model.model" } else { "model" };
+    let head_root =
+        root.strip_suffix(".model").map(|r| format!("{r}.lm_head")).unwrap_or_else(|| "lm_head".into());
     // Gemma's RMSNorm multiplies by (1 + w); fold the 1 in once here.
     let norm = |name: &str| -> Result<Tensor, LoadError> {
         let t = w.plain(name)?;
