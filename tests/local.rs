@@ -54,13 +54,18 @@ async fn hearth_local_serves_the_default_model_through_a_real_session() {
         "stream": true,
         "stream_options": {"include_usage": true},
     });
-    let r = reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap();
+    let r =
+        reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let events = read_sse(r).await;
     let text = sse_text(&events);
     assert!(!text.trim().is_empty(), "no text streamed: {events:?}");
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
-    let usage = events.iter().filter_map(|e| serde_json::from_str::<Value>(e).ok()).find(|v| v["usage"].is_object()).unwrap();
+    let usage = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .find(|v| v["usage"].is_object())
+        .unwrap();
     let completion_tokens = usage["usage"]["completion_tokens"].as_u64().unwrap();
     assert!((1..=12).contains(&completion_tokens), "{usage}");
     assert!(usage["usage"]["prompt_tokens"].as_u64().unwrap() > 5);
@@ -68,8 +73,16 @@ async fn hearth_local_serves_the_default_model_through_a_real_session() {
     // Same request again, greedy: the same answer (deterministic engine).
     let mut again = body.clone();
     again["stream"] = Value::Bool(false);
-    let r: Value = reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&again).send().await.unwrap().json().await.unwrap();
-    assert_eq!(r["choices"][0]["message"]["content"].as_str().unwrap(), text);
+    let r: Value = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&again)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["choices"][0]["message"]["content"].as_str(), Some(text.as_str()), "{r}");
 
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(20);

