@@ -78,22 +78,22 @@ async fn pause(target: &mut watch::Receiver<Option<Target>>, d: Duration) {
     }
 }
 
-/// Waits for the first target; `false` once there will never be one.
-async fn first_target(target: &mut watch::Receiver<Option<Target>>) -> bool {
-    target.changed().await.is_ok()
+/// The current target, waiting for one while there is none; `None` once there never will be
+/// (the supervisor is gone), which ends the poller.
+async fn current_target(target: &mut watch::Receiver<Option<Target>>) -> Option<Target> {
+    loop {
+        if let Some(t) = target.borrow_and_update().clone() {
+            return Some(t);
+        }
+        target.changed().await.ok()?;
+    }
 }
 
 /// Polls `/v1/status` every `every` for the pool view in the snapshot.
 pub async fn poll_pool(hub: StatusHub, mut target: watch::Receiver<Option<Target>>, every: Duration) {
     let http = client();
     loop {
-        let current = target.borrow_and_update().clone();
-        let Some(t) = current else {
-            if !first_target(&mut target).await {
-                return;
-            }
-            continue;
-        };
+        let Some(t) = current_target(&mut target).await else { return };
         let url = format!("{}/v1/status", t.gateway_url);
         let mut wait = every;
         // Err((absent, why)): `absent` when the gateway has no status endpoint at all.
@@ -152,13 +152,7 @@ pub async fn poll_rate_card(
 ) {
     let http = client();
     loop {
-        let current = target.borrow_and_update().clone();
-        let Some(t) = current else {
-            if !first_target(&mut target).await {
-                return;
-            }
-            continue;
-        };
+        let Some(t) = current_target(&mut target).await else { return };
         let url = format!("{}/v1/rate-card", t.gateway_url);
         let fetched = async {
             let r = http.get(&url).send().await.map_err(|e| format!("cannot reach {url}: {e}"))?;
@@ -219,13 +213,7 @@ pub async fn poll_credited(
     // A restart with new settings must not make us ask the same endpoint more than once per period.
     let mut last: Option<(String, tokio::time::Instant)> = None;
     loop {
-        let current = target.borrow_and_update().clone();
-        let Some(t) = current else {
-            if !first_target(&mut target).await {
-                return;
-            }
-            continue;
-        };
+        let Some(t) = current_target(&mut target).await else { return };
         // The path holds the provider id; the token travels only in the header.
         let url = format!("{}/providers/{}/earnings", t.gateway_url, t.provider_id);
         if let Some((prev, at)) = &last {

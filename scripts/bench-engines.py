@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Hearth's engine against its peers, measured in the same run on the same machine.
+
+  * Gemma 3 270M GGUF (q4_k_m): `hearth bench` (cpu engine) vs llama.cpp (llama-cpp-python).
+  * The tiny MLX 4-bit fixture: `hearth bench` (cpu engine) vs mlx_lm on MLX's CPU backend.
+
+Every engine gets the same raw prompt (the words `hearth bench` uses, repeated), greedy decoding, the
+same number of generated tokens, and the median of several runs. Prints one table and, with --json,
+one JSON object. Needs a python with llama_cpp and mlx_lm (.ci/run's venv has both).
+
+    python scripts/bench-engines.py --hearth target/release/hearth --gguf G.gguf \
+        --tokenizer-dir ../shared/fixtures/gemma3-270m --mlx-dir ../shared/fixtures/models/tiny-llama-4bit
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog"]
+
+
+def prompt_text(n_words):
+    return " ".join(WORDS[i % len(WORDS)] for i in range(max(1, n_words)))
+
+
+def hearth_bench(hearth, model, args, extra=()):
+    cmd = [hearth, "bench", "--model", model, "--engine", "cpu", "--json",
+           "--prompt-tokens", str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens),
+           "--runs", str(args.runs), *extra]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return {"prompt_tps": r["prompt_tps"], "generation_tps": r["generation_tps"],
+            "prompt_tokens": r["prompt_tokens"], "peak_rss_bytes": r["peak_rss_bytes"]}
+
+
+def peak_rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def llama_cpp_bench(gguf, args):
+    """llama.cpp through its Python binding: prefill timed over one eval of the whole prompt,
+    decode over single-token evals with greedy argmax (the binding's own sampler adds overhead
+    that is not the engine's)."""
+    from llama_cpp import Llama
+    import numpy as np
+
+    llm = Llama(gguf, n_ctx=1024, n_threads=os.cpu_count(), n_batch=512, verbose=False, logits_all=False)
+    ids = llm.tokenize(prompt_text(args.prompt_tokens).encode(), add_bos=False, special=False)
+    prefill, decode = [], []
+    for _ in range(args.runs):
+        llm.reset()
+        t0 = time.perf_counter()
+        llm.eval(ids)
+        t1 = time.perf_counter()
+        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        t2 = time.perf_counter()
+        for _ in range(args.gen_tokens - 1):
+            llm.eval([tok])
+            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        t3 = time.perf_counter()
+        prefill.append(len(ids) / (t1 - t0))
+        decode.append((args.gen_tokens - 1) / (t3 - t2))
+    return {"prompt_tps": statistics.median(prefill), "generation_tps": statistics.median(decode),
+            "prompt_tokens": len(ids), "peak_rss_bytes": peak_rss_bytes()}
+
+
+def mlx_lm_bench(model_dir, args):
+    """mlx_lm's own streaming generator on MLX's CPU device; it reports both speeds itself."""
+    import mlx.core as mx
+    from mlx_lm import load, stream_generate
+
+    mx.set_default_device(mx.cpu)
+    model, tokenizer = load(model_dir)
+    ids = tokenizer.encode(prompt_text(args.prompt_tokens), add_special_tokens=False)
+    prefill, decode = [], []
+    for _ in range(args.runs):
+        last = None
+        for last in stream_generate(model, tokenizer, ids, max_tokens=args.gen_tokens):
+            pass
+        prefill.append(last.prompt_tps)
+        decode.append(last.generation_tps)
+    return {"prompt_tps": statistics.median(prefill), "generation_tps": statistics.median(decode),
+            "prompt_tokens": len(ids), "peak_rss_bytes": peak_rss_bytes()}
+
+
+def in_child(fn, *a):
+    """Each peer in its own process so peak RSS is its own."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=lambda: q.put(fn(*a)))
+    p.start()
+    r = q.get()
+    p.join()
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hearth", required=True)
+    ap.add_argument("--gguf", required=True)
+    ap.add_argument("--tokenizer-dir", required=True)
+    ap.add_argument("--mlx-dir", required=True)
+    ap.add_argument("--prompt-tokens", type=int, default=128)
+    ap.add_argument("--gen-tokens", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    rows = []
+    weights = os.path.getsize(args.gguf)
+    h = hearth_bench(args.hearth, args.gguf, args, ["--tokenizer-dir", args.tokenizer_dir])
+    p = in_child(llama_cpp_bench, args.gguf, args)
+    rows.append(("gemma-3-270m q4_k_m GGUF", "llama.cpp", h, p, weights))
+    mlx_weights = sum(os.path.getsize(os.path.join(args.mlx_dir, f))
+                      for f in os.listdir(args.mlx_dir) if f.endswith(".safetensors"))
+    h = hearth_bench(args.hearth, args.mlx_dir, args)
+    p = in_child(mlx_lm_bench, args.mlx_dir, args)
+    rows.append(("tiny-llama 4-bit MLX dir", "mlx_lm (CPU)", h, p, mlx_weights))
+
+    report = []
+    print(f"{'model':28} {'peer':14} {'hearth pp':>10} {'peer pp':>10} {'ratio':>6} "
+          f"{'hearth tg':>10} {'peer tg':>10} {'ratio':>6} {'hearth RSS/weights':>19}")
+    for model, peer, h, p, w in rows:
+        pp = h["prompt_tps"] / p["prompt_tps"]
+        tg = h["generation_tps"] / p["generation_tps"]
+        rss = (h["peak_rss_bytes"] or 0) / w
+        print(f"{model:28} {peer:14} {h['prompt_tps']:10.1f} {p['prompt_tps']:10.1f} {pp:6.2f} "
+              f"{h['generation_tps']:10.1f} {p['generation_tps']:10.1f} {tg:6.2f} {rss:19.2f}")
+        report.append({"model": model, "peer": peer, "hearth": h, "peer_result": p,
+                       "prompt_ratio": pp, "generation_ratio": tg, "weights_bytes": w,
+                       "hearth_rss_over_weights": rss})
+    if args.json:
+        print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
