@@ -6,12 +6,75 @@
 //! or block-quantized from a GGUF file (see [`Linear`]). Each job owns a [`DecoderSession`] with its
 //! own KV cache; the weights are shared read-only.
 
-use candle_core::quantized::QMatMul;
+use std::sync::Arc;
+
+use candle_core::quantized::{ggml_file::qtensor_from_ggml, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::generate::{ForwardModel, ModelRunner};
 use crate::job::EngineError;
 use crate::model_dir::{RopeConfig, RopeScaling};
+
+/// The token embedding table: dense f32, or kept in its GGUF blocks and dequantized only for the
+/// rows a forward pass looks up. The second matters: Gemma 3's 262k-row table is ~670 MB as f32 but
+/// a few hundred MB quantized, and it is already resident once as the tied output head.
+#[derive(Debug, Clone)]
+pub enum Embedding {
+    Dense(Tensor),
+    Quantized(Arc<QuantizedRows>),
+}
+
+/// A block-quantized `[rows, hidden]` matrix whose rows can be dequantized one by one (each row is
+/// a whole number of blocks). It shares its blocks with the tied output head, if there is one.
+#[derive(Debug)]
+pub struct QuantizedRows {
+    q: Arc<QTensor>,
+    row_bytes: usize,
+    rows: usize,
+    hidden: usize,
+}
+
+impl QuantizedRows {
+    pub fn new(q: Arc<QTensor>) -> candle_core::Result<Self> {
+        let (rows, hidden) = q.shape().dims2()?;
+        let dtype = q.dtype();
+        if hidden % dtype.block_size() != 0 {
+            candle_core::bail!("rows of {hidden} values are not whole {dtype:?} blocks")
+        }
+        let row_bytes = hidden / dtype.block_size() * dtype.type_size();
+        if q.data()?.len() != rows * row_bytes {
+            candle_core::bail!("{dtype:?} data does not hold {rows} rows of {row_bytes} bytes")
+        }
+        Ok(Self { q, row_bytes, rows, hidden })
+    }
+
+    fn lookup(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        let bytes = self.q.data()?;
+        let mut raw = Vec::with_capacity(ids.len() * self.row_bytes);
+        for &id in ids {
+            let id = id as usize;
+            if id >= self.rows {
+                candle_core::bail!("token id {id} is outside the embedding table ({} rows)", self.rows)
+            }
+            raw.extend_from_slice(&bytes[id * self.row_bytes..(id + 1) * self.row_bytes]);
+        }
+        qtensor_from_ggml(self.q.dtype(), &raw, vec![ids.len(), self.hidden], &Device::Cpu)?
+            .dequantize(&Device::Cpu)?
+            .to_dtype(DType::F32)
+    }
+}
+
+impl Embedding {
+    /// `[t, hidden]` f32 rows for `tokens`.
+    fn lookup(&self, tokens: &[u32]) -> candle_core::Result<Tensor> {
+        match self {
+            Embedding::Dense(table) => {
+                table.index_select(&Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)?, 0)
+            }
+            Embedding::Quantized(rows) => rows.lookup(tokens),
+        }
+    }
+}
 
 /// A linear layer `y = x Wᵀ + b`, dense f32 or GGUF block-quantized.
 #[derive(Debug, Clone)]
@@ -84,8 +147,7 @@ pub struct Layer {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     pub spec: DecoderSpec,
-    /// `[vocab, hidden]` f32.
-    pub embed: Tensor,
+    pub embed: Embedding,
     pub layers: Vec<Layer>,
     pub final_norm: Tensor,
     pub lm_head: Linear,
@@ -97,7 +159,7 @@ pub struct Decoder {
 impl Decoder {
     pub fn new(
         spec: DecoderSpec,
-        embed: Tensor,
+        embed: Embedding,
         layers: Vec<Layer>,
         final_norm: Tensor,
         lm_head: Linear,
@@ -141,8 +203,7 @@ impl Decoder {
     ) -> candle_core::Result<Vec<f32>> {
         let s = &self.spec;
         let t = tokens.len();
-        let ids = Tensor::from_slice(tokens, t, &Device::Cpu)?;
-        let mut x = self.embed.index_select(&ids, 0)?.unsqueeze(0)?; // [1, t, h]
+        let mut x = self.embed.lookup(tokens)?.unsqueeze(0)?; // [1, t, h]
         if let Some(scale) = s.embed_scale {
             x = (x * scale)?;
         }

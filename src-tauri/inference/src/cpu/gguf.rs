@@ -12,11 +12,12 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{DType, Device, Tensor};
 
-use super::decoder::{Activation, Decoder, DecoderSpec, Layer, Linear};
+use super::decoder::{Activation, Decoder, DecoderSpec, Embedding, Layer, Linear, QuantizedRows};
 use crate::error::LoadError;
 use crate::model_dir::{RopeConfig, RopeScaling};
 
@@ -120,12 +121,18 @@ pub fn load(path: &Path) -> Result<GgufModel, LoadError> {
 
     let mut r = Reader { ct: &ct, file: &mut f, path };
     // Norm weights are stored as final multipliers (llama.cpp's converter folds Gemma's +1 in).
-    let embed = r.dense("token_embd.weight")?;
+    // Read once: with tied weights the same blocks serve as the embedding table and the output head.
+    let token_embd = Arc::new(r.qtensor("token_embd.weight")?);
+    let embed = match QuantizedRows::new(token_embd.clone()) {
+        Ok(rows) => Embedding::Quantized(Arc::new(rows)),
+        // Types whose rows are not whole blocks fall back to a dense table.
+        Err(_) => Embedding::Dense(token_embd.dequantize(&Device::Cpu)?.to_dtype(DType::F32)?),
+    };
     let final_norm = r.dense("output_norm.weight")?;
     let lm_head = if ct.tensor_infos.contains_key("output.weight") {
         r.linear("output.weight")?
     } else {
-        r.linear("token_embd.weight")?
+        Linear::Quantized { weight: QMatMul::from_arc(token_embd)?, bias: None }
     };
     let mut layers = Vec::with_capacity(blocks);
     for i in 0..blocks {

@@ -9,7 +9,7 @@ use candle_core::Tensor;
 
 use crate::error::LoadError;
 use crate::model_dir::ModelDir;
-use decoder::{Activation, Decoder, DecoderSpec, Layer, Linear};
+use decoder::{Activation, Decoder, DecoderSpec, Embedding, Layer, Linear};
 use mlx_weights::MlxWeights;
 
 /// Builds the decoder for a (validated) mlx-community model directory, dequantizing to f32.
@@ -86,5 +86,5 @@ pub fn load_mlx_dir(dir: &ModelDir) -> Result<Decoder, LoadError> {
         embed_scale: gemma.then(|| (c.hidden_size as f64).sqrt()),
         attn_scale: 1.0 / c.query_pre_attn_scalar.unwrap_or(c.head_dim as f64).sqrt(),
     };
-    Ok(Decoder::new(spec, embed, layers, final_norm, lm_head))
+    Ok(Decoder::new(spec, Embedding::Dense(embed), layers, final_norm, lm_head))
 }
