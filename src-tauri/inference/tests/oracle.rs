@@ -1,9 +1,10 @@
-//! The cpu engine reproduces the mlx_lm oracles for the tiny fixtures: identical prompt ids,
-//! first-step logits within 1e-3, identical 16 greedy tokens — through the public engine API.
+//! The cpu engine — and on macOS the mlx engine — reproduces the mlx_lm oracles for the tiny
+//! fixtures: identical prompt ids, first-step logits within 1e-3, identical 16 greedy tokens —
+//! through the public engine API.
 
 mod common;
 
-use hearth_inference::generate::ModelRunner;
+use hearth_inference::generate::{LocalEngine, ModelRunner};
 use hearth_inference::job::ChatMessage;
 use hearth_inference::load::{load_cpu, EngineKind, EngineSpec};
 use hearth_inference::{CancelToken, Engine, GenerationRequest, Prompt, SamplingParams, StopReason};
@@ -17,6 +18,11 @@ fn prompt_of(case: &serde_json::Value) -> Prompt {
 
 fn check(name: &str) -> f32 {
     let engine = load_cpu(&EngineSpec::new(common::fixture_model(name), EngineKind::Cpu)).unwrap();
+    check_engine(name, &*engine)
+}
+
+/// The oracle checks against any local engine (the cpu one, or mlx on macOS).
+fn check_engine<R: ModelRunner>(name: &str, engine: &LocalEngine<R>) -> f32 {
     assert_eq!(engine.descriptor().model_id, name);
     let oracle = common::oracle(name);
     let max_tokens = oracle["max_tokens"].as_u64().unwrap() as u32;
@@ -73,6 +79,10 @@ fn tiny_qwen2_matches_oracle() {
 fn chunked_prefill_matches_single_pass() {
     let engine =
         load_cpu(&EngineSpec::new(common::fixture_model("tiny-llama-4bit"), EngineKind::Cpu)).unwrap();
+    chunked_prefill_diff(&*engine, 1e-4);
+}
+
+fn chunked_prefill_diff<R: ModelRunner>(engine: &LocalEngine<R>, tolerance: f32) {
     let ids = engine
         .codec()
         .encode_prompt(&Prompt::Raw("Hello world! This is a test of the emergency broadcast system".into()))
@@ -86,5 +96,42 @@ fn chunked_prefill_matches_single_pass() {
         pos += chunk.len();
     }
     let diff = whole.iter().zip(&last).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(diff < 1e-4, "{diff}");
+    assert!(diff < tolerance, "{diff}");
+}
+
+/// The same parity checks on the MLX backend (Apple Silicon only).
+#[cfg(target_os = "macos")]
+mod mlx {
+    use super::*;
+    use hearth_inference::load_engine;
+    use hearth_inference::mlx::{load_mlx, MlxEngine};
+
+    fn load(name: &str) -> std::sync::Arc<MlxEngine> {
+        load_mlx(&EngineSpec::new(common::fixture_model(name), EngineKind::Mlx)).unwrap()
+    }
+
+    #[test]
+    fn tiny_llama_matches_oracle_on_mlx() {
+        check_engine("tiny-llama-4bit", &*load("tiny-llama-4bit"));
+    }
+
+    #[test]
+    fn tiny_qwen2_matches_oracle_on_mlx() {
+        check_engine("tiny-qwen2-4bit", &*load("tiny-qwen2-4bit"));
+    }
+
+    /// GPU kernels differ between a single query and a block of them, hence the looser bound.
+    #[test]
+    fn chunked_prefill_matches_single_pass_on_mlx() {
+        chunked_prefill_diff(&*load("tiny-llama-4bit"), 1e-3);
+    }
+
+    /// `load_engine` routes `EngineKind::Mlx` to this backend on macOS.
+    #[test]
+    fn load_engine_picks_mlx() {
+        let engine =
+            load_engine(&EngineSpec::new(common::fixture_model("tiny-llama-4bit"), EngineKind::Mlx)).unwrap();
+        assert_eq!(engine.descriptor().engine, "mlx");
+        assert_eq!(engine.descriptor().model_id, "tiny-llama-4bit");
+    }
 }

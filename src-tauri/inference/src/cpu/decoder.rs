@@ -326,7 +326,7 @@ fn causal_mask(t: usize, pos: usize, window: Option<usize>) -> candle_core::Resu
 }
 
 /// Rope inverse frequencies, with Llama 3 frequency-dependent scaling applied.
-fn inv_freqs(r: &RopeConfig, head_dim: usize) -> Vec<f32> {
+pub(crate) fn inv_freqs(r: &RopeConfig, head_dim: usize) -> Vec<f32> {
     let half = head_dim / 2;
     (0..half)
         .map(|i| {
