@@ -32,7 +32,7 @@ async function wd(method, path, body) {
   if (!r.ok) throw new Error(`${method} ${path}: ${JSON.stringify(json.value ?? json)}`);
   return json.value;
 }
-const ELEMENT = "element-6066-11e4-a23c-4f27c08d3a1b";
+const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 const find = async (css) => (await wd("POST", `/session/${session}/element`, { using: "css selector", value: css }))[ELEMENT];
 const text = async (css) => wd("GET", `/session/${session}/element/${await find(css)}/text`);
 const click = async (css) => wd("POST", `/session/${session}/element/${await find(css)}/click`, {});
