@@ -1,40 +1,28 @@
-//! From command-line flags to a loaded [`Engine`].
+//! From an engine choice to a loaded [`Engine`]: the one engine factory that both the `hearth` CLI
+//! and the Tauri shell hand to the [`App`](crate::app::App), so the two cannot disagree on how a
+//! model is loaded.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hearth_engine::app::{EngineFactory, EngineSpec};
 use hearth_inference::scripted::ScriptedEngine;
 use hearth_inference::Engine;
 use hearth_settings::EngineKind;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CliEngine {
-    /// A deterministic test engine: no model, predictable tokens.
-    Scripted,
-    /// candle on the CPU (mlx-community directories and GGUF files).
-    Cpu,
-    /// MLX on Apple Silicon (macOS only).
-    Mlx,
-    /// Forward to a local OpenAI-compatible server (--loopback-url).
-    Loopback,
-}
+use crate::app::{EngineFactory, EngineSpec};
 
-/// The engine to use when the user did not say: the platform's real engine for a model, else the
-/// scripted one (so `hearth serve` without a model still runs for protocol testing).
-pub fn resolve_kind(engine: Option<CliEngine>, has_model: bool) -> EngineKind {
-    match engine {
-        Some(CliEngine::Scripted) => EngineKind::Scripted,
-        Some(CliEngine::Cpu) => EngineKind::Cpu,
-        Some(CliEngine::Mlx) => EngineKind::Mlx,
-        Some(CliEngine::Loopback) => EngineKind::Loopback,
-        None if has_model && cfg!(target_os = "macos") => EngineKind::Mlx,
-        None if has_model => EngineKind::Cpu,
-        None => EngineKind::Scripted,
+/// The engine to use when nobody said: the platform's real engine for a model, else the scripted
+/// one (so a provider without a model still runs, for protocol testing).
+pub fn default_kind(has_model: bool) -> EngineKind {
+    match has_model {
+        true if cfg!(target_os = "macos") => EngineKind::Mlx,
+        true => EngineKind::Cpu,
+        false => EngineKind::Scripted,
     }
 }
 
-/// What loading needs beyond the app's [`EngineSpec`].
+/// What loading needs beyond the app's [`EngineSpec`], from the command line. Each field, when set,
+/// wins over what the settings say.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub loopback_url: Option<String>,
@@ -59,17 +47,21 @@ pub fn load(
         EngineKind::Cpu => Backend::Cpu,
         EngineKind::Mlx => Backend::Mlx,
         EngineKind::Loopback => Backend::Loopback {
-            base_url: options
-                .loopback_url
-                .clone()
-                .ok_or("the loopback engine needs --loopback-url, e.g. http://127.0.0.1:8080/v1")?,
+            base_url: options.loopback_url.clone().ok_or(
+                "the loopback engine needs a server URL (--loopback-url or the loopback_url setting), \
+                 e.g. http://127.0.0.1:8080/v1",
+            )?,
             upstream_model: None,
         },
     };
     let path = match (model, &backend) {
         (Some(p), _) => p.to_path_buf(),
         (None, Backend::Loopback { .. }) => PathBuf::new(),
-        (None, _) => return Err("no model given: pass --model with a model directory or a .gguf file".into()),
+        (None, _) => {
+            return Err("no model chosen: pick one in Settings, or pass --model with a model directory \
+                        or a .gguf file"
+                .into())
+        }
     };
     let mut spec = hearth_inference::EngineSpec::new(path, backend);
     spec.model_id = model_id.map(str::to_string);
@@ -77,10 +69,60 @@ pub fn load(
     hearth_inference::load_engine(&spec).map_err(|e| e.to_string())
 }
 
-/// The app's engine factory for these options.
+/// The app's engine factory: the settings' choice (engine, model, loopback URL), with `options`
+/// from the command line on top.
 pub fn factory(options: &LoadOptions) -> EngineFactory {
     let options = options.clone();
     Arc::new(move |spec: &EngineSpec| {
+        let mut options = options.clone();
+        if options.loopback_url.is_none() {
+            options.loopback_url = spec.loopback_url.clone();
+        }
         load(spec.kind, spec.model_path.as_deref(), spec.model_id.as_deref(), &options)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: EngineKind, loopback_url: Option<&str>) -> EngineSpec {
+        EngineSpec { kind, model_id: None, model_path: None, loopback_url: loopback_url.map(str::to_string) }
+    }
+
+    #[test]
+    fn a_model_picks_the_real_engine_and_none_the_scripted_one() {
+        assert_eq!(default_kind(false), EngineKind::Scripted);
+        let real = if cfg!(target_os = "macos") { EngineKind::Mlx } else { EngineKind::Cpu };
+        assert_eq!(default_kind(true), real);
+    }
+
+    #[test]
+    fn the_factory_builds_the_scripted_engine_and_explains_what_is_missing() {
+        let f = factory(&LoadOptions::default());
+        let engine = f(&spec(EngineKind::Scripted, None)).expect("scripted needs nothing");
+        assert_eq!(engine.descriptor().model_id, "hearth-scripted");
+        let err = f(&spec(EngineKind::Cpu, None)).err().expect("cpu without a model");
+        assert!(err.contains("no model chosen"), "{err}");
+        let err = f(&spec(EngineKind::Loopback, None)).err().expect("loopback without a URL");
+        assert!(err.contains("loopback_url"), "{err}");
+    }
+
+    #[test]
+    fn the_settings_loopback_url_is_used_unless_the_command_line_names_one() {
+        // Loading a loopback engine asks the server for its models; a closed port makes that fail,
+        // and the error says which server was asked.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let from_settings = format!("http://{closed}/v1");
+        let err = factory(&LoadOptions::default())(&spec(EngineKind::Loopback, Some(&from_settings)))
+            .err()
+            .expect("nothing listens there");
+        assert!(err.contains(&closed.to_string()), "the settings' URL was asked: {err}");
+
+        let flag =
+            LoadOptions { loopback_url: Some("http://127.0.0.1:1/flag/v1".into()), ..Default::default() };
+        let err =
+            factory(&flag)(&spec(EngineKind::Loopback, Some(&from_settings))).err().expect("closed too");
+        assert!(!err.contains(&closed.to_string()), "the command line wins: {err}");
+    }
 }

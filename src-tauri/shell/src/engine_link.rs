@@ -7,13 +7,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hearth_engine::app::{App, AppConfig, EngineFactory, EngineSpec};
+use hearth_engine::app::{App, AppConfig};
 use hearth_engine::control;
+use hearth_engine::engines::{self, LoadOptions};
 use hearth_engine::session::ProviderConfig;
 use hearth_engine::status::{Status, StatusHub};
-use hearth_inference::scripted::ScriptedEngine;
-use hearth_inference::Engine;
-use hearth_settings::{EngineKind, HearthPaths};
+use hearth_settings::HearthPaths;
 use serde_json::Value;
 
 /// In-flight jobs get this long to finish when the user stops or quits.
@@ -43,27 +42,15 @@ pub struct EngineLink {
     http: reqwest::Client,
 }
 
-/// Builds the engine the settings name. Today only the scripted engine is linked into the app,
-/// as in the `hearth` CLI; the real backends come with the engine's own factory.
-fn build_engine(spec: &EngineSpec) -> Result<Arc<dyn Engine>, String> {
-    match spec.kind {
-        EngineKind::Scripted => {
-            Ok(Arc::new(ScriptedEngine::new(spec.model_id.as_deref().unwrap_or("hearth-scripted"))))
-        }
-        other => Err(format!(
-            "the {other:?} engine is not built into this app yet; choose the scripted engine in Settings"
-        )),
-    }
-}
-
 impl EngineLink {
     /// Starts the engine: settings, ledger, control API; serving only if `serve_now` (launched at
     /// login with `--start`), otherwise it waits for the user's click.
     pub async fn start(serve_now: bool) -> Result<EngineLink, LinkError> {
         let paths = HearthPaths::resolve().map_err(|e| LinkError::Start(e.to_string()))?;
         let data_dir = paths.data_dir.clone();
-        let factory: EngineFactory = Arc::new(build_engine);
-        let mut config = AppConfig::new(paths, factory);
+        // The same factory as `hearth serve`; the app has no command line, so everything (engine,
+        // model, loopback URL) comes from the settings.
+        let mut config = AppConfig::new(paths, engines::factory(&LoadOptions::default()));
         config.autostart = serve_now;
         config.tune_provider = Some(Arc::new(|c: &mut ProviderConfig| c.drain_timeout = DRAIN_TIMEOUT));
         let app = App::start(config).await.map_err(|e| LinkError::Start(e.to_string()))?;
@@ -115,8 +102,14 @@ impl EngineLink {
     }
 
     /// One control API call; a non-2xx answer comes back as [`LinkError::Refused`] with its body.
-    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, LinkError> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base_url)).bearer_auth(&self.token);
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, LinkError> {
+        let mut request =
+            self.http.request(method, format!("{}{path}", self.base_url)).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(body);
         }
