@@ -155,7 +155,13 @@ async fn sse_delivers_state_changes_fast_coalesced_and_the_api_guards_its_door()
     let pool = Pool::start(dir.path(), free_port(), &[]).await;
     let home = dir.path().join("p1");
     let ws = pool.ws_url();
-    let proc = serve(&home, &serve_args(&ws, &["--slots", "3"]), &[]);
+    // A stand-in for the built web UI (ui/dist), which the control API serves behind its door.
+    let ui = dir.path().join("ui");
+    std::fs::create_dir_all(ui.join("assets")).unwrap();
+    std::fs::write(ui.join("index.html"), "<!doctype html><title>stand-in dashboard</title>").unwrap();
+    std::fs::write(ui.join("assets/app-1.js"), "console.log(1)").unwrap();
+    let ui_env = ui.to_str().unwrap();
+    let proc = serve(&home, &serve_args(&ws, &["--slots", "3"]), &[("HEARTH_UI_DIR", ui_env)]);
     let control = Control::wait(&home, proc.child.id(), Duration::from_secs(10)).await;
 
     let r = control.get("/api/events").send().await.unwrap();
@@ -268,9 +274,27 @@ async fn sse_delivers_state_changes_fast_coalesced_and_the_api_guards_its_door()
     assert_eq!(bare.get(&once).send().await.unwrap().status(), 403, "single use");
     let r = bare.get(&status_url).header("Cookie", &pair).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let r = bare.get(format!("{}/", control.url)).header("Cookie", &pair).send().await.unwrap();
+    // The web UI is behind the same door: nothing without the cookie, the files with it, under a
+    // strict CSP; the API's own paths never fall through to it.
+    let page = format!("{}/", control.url);
+    assert_eq!(bare.get(&page).send().await.unwrap().status(), 401);
+    assert_eq!(bare.get(format!("{}/assets/app-1.js", control.url)).send().await.unwrap().status(), 401);
+    let r = bare.get(&page).header("Cookie", &pair).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("/api/events"));
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    assert!(r.text().await.unwrap().contains("stand-in dashboard"));
+    let r =
+        bare.get(format!("{}/assets/app-1.js", control.url)).header("Cookie", &pair).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert_eq!(bare.post(&page).header("Cookie", &pair).send().await.unwrap().status(), 405);
+    let r =
+        bare.get(format!("{}/api/nothing-here", control.url)).header("Cookie", &pair).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r =
+        bare.get(format!("{}/../control-token", control.url)).header("Cookie", &pair).send().await.unwrap();
+    assert_eq!(r.status(), 404);
     let r = bare.get(format!("{}/api/session?once=guess", control.url)).send().await.unwrap();
     assert_eq!(r.status(), 403);
 

@@ -10,7 +10,8 @@ export default defineConfig({
     emptyOutDir: true,
     // No inline <script>/<style>: everything is an external file, so a strict CSP holds.
     assetsInlineLimit: 0,
-    modulePreload: { polyfill: false },
+    // No preload helper or <link rel=modulepreload>: two small pages need neither.
+    modulePreload: false,
     rollupOptions: {
       input: {
         dashboard: resolve(import.meta.dirname, "index.html"),

@@ -1,6 +1,6 @@
-// Generates the app's context from the repository root's tauri.conf.json (where `cargo tauri
-// dev|build` find it) and the permission set of the shell's own commands: only the commands listed
-// here exist as permissions, and capabilities/ grants them to the two windows.
+// Generates the app's context from tauri.conf.json and the permission set of the shell's own
+// commands: only the commands listed here exist as permissions, and capabilities/ grants them to the
+// two windows.
 fn main() {
     const COMMANDS: &[&str] = &[
         "status",
@@ -14,8 +14,7 @@ fn main() {
         "open_window",
         "close_window",
     ];
-    let attributes = tauri_build::Attributes::new()
-        .config_path("../../tauri.conf.json")
-        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
+    let attributes =
+        tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
     tauri_build::try_build(attributes).expect("tauri build step failed");
 }

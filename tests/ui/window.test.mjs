@@ -32,7 +32,7 @@ async function wd(method, path, body) {
   if (!r.ok) throw new Error(`${method} ${path}: ${JSON.stringify(json.value ?? json)}`);
   return json.value;
 }
-const ELEMENT = "element-6066-11e4-a23c-4f27c08d3a1b";
+const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 const find = async (css) => (await wd("POST", `/session/${session}/element`, { using: "css selector", value: css }))[ELEMENT];
 const text = async (css) => wd("GET", `/session/${session}/element/${await find(css)}/text`);
 const click = async (css) => wd("POST", `/session/${session}/element/${await find(css)}/click`, {});
@@ -119,27 +119,59 @@ test("the tray icon is shown by the tray host", async () => {
   execFileSync("import", ["-window", "root", join(ARTIFACTS, "window-03-screen-with-tray.png")]);
 });
 
-test(`idle footprint over ${IDLE_SECONDS} s while connected`, async () => {
+/** RSS and CPU% of the app's processes over `seconds` of wall time. */
+async function footprint(seconds) {
   const procs = appProcesses();
-  assert.ok(procs.length >= 1, "found the app's processes");
+  assert.ok(procs.some((p) => p.cmd === appBin), "found the app's process");
+  assert.ok(procs.some((p) => /WebKitWebProcess/.test(p.cmd)), "found its web process");
   const hz = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
   const t0 = procs.map((p) => cpuTicks(p.pid));
   const start = Date.now();
-  await sleep(IDLE_SECONDS * 1000);
-  const seconds = (Date.now() - start) / 1000;
+  await sleep(seconds * 1000);
+  const elapsed = (Date.now() - start) / 1000;
   const rows = procs.map((p, i) => ({
     process: p.cmd.split("/").pop(),
     pid: p.pid,
     rss_mb: +(rssKb(p.pid) / 1024).toFixed(1),
-    cpu_percent: +((100 * (cpuTicks(p.pid) - t0[i])) / hz / seconds).toFixed(2),
+    cpu_percent: +((100 * (cpuTicks(p.pid) - t0[i])) / hz / elapsed).toFixed(2),
   }));
   const total = {
     rss_mb: +rows.reduce((a, r) => a + r.rss_mb, 0).toFixed(1),
     cpu_percent: +rows.reduce((a, r) => a + r.cpu_percent, 0).toFixed(2),
-    seconds: +seconds.toFixed(1),
+    seconds: +elapsed.toFixed(1),
   };
-  const report = { processes: rows, total, state: await text("[data-testid=state]") };
-  writeFileSync(join(ARTIFACTS, "idle-footprint.json"), JSON.stringify(report, null, 2));
-  console.log(`idle footprint: ${JSON.stringify(report)}`);
-  assert.equal(report.state, "Ready", "still connected after idling");
+  return { processes: rows, total };
+}
+
+const idle = {};
+const poolLists = async () => JSON.stringify(await (await fetch(`${pool.base}/v1/status`)).json()).includes("hearth-scripted");
+
+test(`idle footprint over ${IDLE_SECONDS} s while connected, dashboard open`, async () => {
+  idle.dashboard_open = await footprint(IDLE_SECONDS);
+  console.log(`idle, dashboard open: ${JSON.stringify(idle.dashboard_open)}`);
+  assert.equal(await text("[data-testid=state]"), "Ready", "still connected after idling");
+});
+
+test(`idle footprint over ${IDLE_SECONDS} s while connected, dashboard closed (menu bar only)`, async () => {
+  // Closing goes through the same command the UI's close button uses; the window only hides.
+  const visibleDashboards = () => {
+    try {
+      return execFileSync("xdotool", ["search", "--onlyvisible", "--name", "^Hearth$"], { encoding: "utf8" }).trim();
+    } catch {
+      return ""; // xdotool exits 1 when nothing matches
+    }
+  };
+  assert.ok(visibleDashboards(), "the dashboard window is on screen before");
+  await wd("POST", `/session/${session}/execute/async`, {
+    script: "const done = arguments[arguments.length - 1]; window.__TAURI_INTERNALS__.invoke('close_window', { which: 'dashboard' }).then(() => done(true), (e) => done(String(e)));",
+    args: [],
+  });
+  await until("the dashboard to hide", () => visibleDashboards() === "", 5000);
+  idle.dashboard_closed = await footprint(IDLE_SECONDS);
+  console.log(`idle, dashboard closed: ${JSON.stringify(idle.dashboard_closed)}`);
+  assert.ok(await poolLists(), "still serving the pool after idling");
+  writeFileSync(
+    join(ARTIFACTS, "idle-footprint.json"),
+    JSON.stringify({ build: appBin.includes("/release/") ? "release" : "debug", ...idle }, null, 2),
+  );
 });

@@ -11,9 +11,16 @@ function cssVar(name: string, fallback: string): string {
   return v || fallback;
 }
 
-/** Keeps a chart as wide as its container. */
+/** Keeps a chart as wide as its container. Only a real width change resizes: a resize that
+ *  toggles a scrollbar would otherwise feed the observer back into itself and keep redrawing. */
 function fitWidth(chart: uPlot, host: HTMLElement, height: number): void {
-  const resize = () => chart.setSize({ width: Math.max(120, host.clientWidth), height });
+  let width = -1;
+  const resize = () => {
+    const w = Math.max(120, host.clientWidth);
+    if (Math.abs(w - width) < 2) return;
+    width = w;
+    chart.setSize({ width: w, height });
+  };
   new ResizeObserver(resize).observe(host);
   resize();
 }

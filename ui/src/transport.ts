@@ -4,6 +4,9 @@
 // HttpOnly `hearth_token` cookie) and the snapshot stream is `GET /api/events` (SSE). Neither polls:
 // the engine pushes every change.
 
+import { invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+
 import type {
   EarningsRange,
   EarningsReport,
@@ -52,11 +55,10 @@ export function inTauri(): boolean {
 }
 
 export async function connect(): Promise<Transport> {
-  if (inTauri()) {
-    // Loaded only inside the shell, so the browser bundle path never touches Tauri's globals.
-    const [core, event] = await Promise.all([import("@tauri-apps/api/core"), import("@tauri-apps/api/event")]);
-    return new TauriTransport(core.invoke, event.listen);
-  }
+  // Statically imported: @tauri-apps/api touches Tauri's globals only when called, and a lazy
+  // chunk would go through Vite's preload helper, whose link events WebKitGTK never fires for the
+  // tauri:// protocol (the page then waits forever).
+  if (inTauri()) return new TauriTransport(invoke as Invoke, listen as Listen);
   return new HttpTransport();
 }
 

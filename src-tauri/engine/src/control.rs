@@ -1,5 +1,5 @@
-//! The local control API: how `hearth status`, the UI and the future Tauri shell talk to a running
-//! provider.
+//! The local control API: how `hearth status`, the web UI in a browser and the Tauri shell talk to
+//! a running provider.
 //!
 //! It binds to loopback only and every request needs the per-install token (header
 //! `Authorization: Bearer …` or the `hearth_token` cookie). A browser gets the cookie from a
@@ -12,7 +12,8 @@
 //! Endpoints: `GET /api/status`, `GET /api/events` (SSE of snapshots, at most ~5 a second, always
 //! the newest, with a keepalive comment every 15 s), `POST /api/start`, `POST /api/stop`,
 //! `GET|PUT /api/settings` (422 `{errors:[{field,message}]}` when invalid, nothing saved),
-//! `GET /api/models`, `GET /api/earnings?range=today|7d|all`, `GET|POST /api/session`.
+//! `GET /api/models`, `GET /api/earnings?range=today|7d|all`, `GET|POST /api/session`; any other
+//! GET is a file of the built web UI ([`crate::ui_assets`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -158,7 +159,6 @@ impl ControlServer {
             nonces: Arc::new(Mutex::new(HashMap::new())),
         };
         let app = Router::new()
-            .route("/", get(index))
             .route("/api/status", get(get_status))
             .route("/api/events", get(events))
             .route("/api/start", post(start))
@@ -166,9 +166,15 @@ impl ControlServer {
             .route("/api/settings", get(get_settings).put(put_settings))
             .route("/api/models", get(models))
             .route("/api/earnings", get(earnings))
-            .route("/api/session", get(session).post(new_session))
-            .layer(middleware::from_fn_with_state(state.clone(), guard))
-            .with_state(state.clone());
+            .route("/api/session", get(session).post(new_session));
+        // The built web UI answers every other path; without one, a minimal live page. Both sit
+        // inside the guard: the bundle holds no data, but a page that only a token holder can
+        // load is one thing less for a foreign site to probe.
+        let app = match crate::ui_assets::ui_dir() {
+            Some(dir) => app.fallback_service(crate::ui_assets::router(dir)),
+            None => app.route("/", get(index)),
+        };
+        let app = app.layer(middleware::from_fn_with_state(state.clone(), guard)).with_state(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -361,7 +367,7 @@ async fn new_session(State(state): State<ApiState>) -> Response {
     Json(serde_json::json!({ "url": url })).into_response()
 }
 
-/// A minimal page until the real UI is bundled: the live snapshot, via the events stream.
+/// A minimal page when no built UI is found: the live snapshot, via the events stream.
 async fn index() -> Response {
     let mut r = Html(INDEX_HTML).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -7,13 +7,16 @@
 //! * [`control`]: the local HTTP API (`hearth status`, later the UI);
 //! * [`provider`]: ties session and status together behind one handle;
 //! * [`app`]: the long-lived headless service (settings, ledger, control API, provider lifecycle)
-//!   that `hearth serve` runs and the Tauri shell will embed;
+//!   that `hearth serve` runs and the Tauri shell embeds;
 //! * [`earnings`]: the earnings report the control API serves;
-//! * [`models`]: discovery of local model directories and GGUF files.
+//! * [`models`]: discovery of local model directories and GGUF files;
+//! * [`engines`]: the engine factory (settings → loaded inference engine) the CLI and the shell share;
+//! * [`ui_assets`]: the built web UI, served by the control API to browsers.
 
 pub mod app;
 pub mod control;
 pub mod earnings;
+pub mod engines;
 pub mod models;
 pub mod provider;
 pub mod relay;
@@ -21,3 +24,4 @@ pub mod session;
 pub mod status;
 pub mod system;
 pub mod telemetry;
+pub mod ui_assets;

@@ -1,17 +1,9 @@
 //! The web UI (`ui/dist`, built by `npm --prefix ui run build`) served by the control API, so the
 //! same bundle the Tauri shell embeds also works in an ordinary browser at `http://127.0.0.1:<port>/`.
 //!
-//! Wiring (in `control.rs`, where the API router is built, before `.layer(guard)` so the files need
-//! the same token/cookie and Host/Origin checks as the API):
-//!
-//! ```ignore
-//! let mut app = Router::new() /* .route("/api/…", …) as today, without `.route("/", get(index))` */;
-//! app = match crate::ui_assets::ui_dir() {
-//!     Some(dir) => app.fallback_service(crate::ui_assets::router(dir)),
-//!     None => app.route("/", get(index)), // the minimal page, when no UI was built
-//! };
-//! let app = app.layer(middleware::from_fn_with_state(state.clone(), guard)).with_state(state.clone());
-//! ```
+//! `control.rs` mounts [`router`] as the API's fallback, inside the guard, so the files need the
+//! same token/cookie and Host/Origin checks as the API (a browser signs in through the one-time
+//! `/api/session?once=` link first).
 //!
 //! Every answer carries a strict Content-Security-Policy (the bundle has no inline script or style)
 //! and headers that keep other sites from framing or sniffing it.
@@ -21,7 +13,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
@@ -52,10 +44,16 @@ pub fn ui_dir() -> Option<PathBuf> {
 }
 
 /// A router that serves the files under `dir` for any GET path (`/` → `index.html`), with the CSP.
+/// Other methods get 405: nothing here takes a body.
 pub fn router(dir: PathBuf) -> Router {
-    Router::new().fallback(move |uri: Uri| {
+    Router::new().fallback(move |method: Method, uri: Uri| {
         let dir = dir.clone();
-        async move { serve(&dir, uri.path()).await }
+        async move {
+            if method != Method::GET && method != Method::HEAD {
+                return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response();
+            }
+            serve(&dir, uri.path()).await
+        }
     })
 }
 
@@ -75,7 +73,8 @@ pub async fn serve(dir: &Path, url_path: &str) -> Response {
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&path)));
     // Vite fingerprints everything under assets/; the pages themselves must always be fresh.
-    let cache = if relative.starts_with("assets") { "public, max-age=31536000, immutable" } else { "no-cache" };
+    let cache =
+        if relative.starts_with("assets") { "public, max-age=31536000, immutable" } else { "no-cache" };
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     secure(h);
     response

@@ -30,7 +30,9 @@ impl From<LinkError> for CommandError {
             }
         }
         let message = match &e {
-            LinkError::Refused { body, .. } => body["error"].as_str().map(str::to_string).unwrap_or(e.to_string()),
+            LinkError::Refused { body, .. } => {
+                body["error"].as_str().map(str::to_string).unwrap_or(e.to_string())
+            }
             _ => e.to_string(),
         };
         CommandError::Failed { message }
@@ -92,9 +94,10 @@ pub async fn set_token(engine: State<'_, EngineLink>, token: Option<String>) -> 
     let settings = engine.api(Method::GET, "/api/settings", None).await?;
     let provider_id = settings["effective"]["provider_id"].as_str().unwrap_or_default().to_string();
     let failed = |e: &dyn std::fmt::Display| CommandError::Failed { message: e.to_string() };
-    let token = token.map(ProviderToken::new).transpose().map_err(|e| CommandError::Invalid {
-        errors: vec![FieldError::new("token", e.to_string())],
-    })?;
+    let token = token
+        .map(ProviderToken::new)
+        .transpose()
+        .map_err(|e| CommandError::Invalid { errors: vec![FieldError::new("token", e.to_string())] })?;
     tauri::async_runtime::spawn_blocking(move || {
         let keychain = Keychain::new();
         match token {

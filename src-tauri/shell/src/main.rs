@@ -158,7 +158,9 @@ async fn pump_status(app: AppHandle, tray: TrayIcon, menu: TrayMenu) {
             r = rx.changed() => { if r.is_err() { return; } true }
             _ = recheck.tick() => false,
         };
-        let status = rx.borrow_and_update().clone();
+        // Only a real change marks the snapshot seen: if the timer won a race with a change, that
+        // change must still reach the tray on the next turn.
+        let status = if changed { rx.borrow_and_update().clone() } else { rx.borrow().clone() };
         if let Some(notice) = notifier.observe(status.phase, &status.reason, unix_ms()) {
             let _ = app.notification().builder().title(notice.title()).body(notice.body()).show();
         }
@@ -229,7 +231,7 @@ fn main() {
                 let _ = window.hide();
             }
         })
-        .build(tauri::generate_context!("../../tauri.conf.json"))
+        .build(tauri::generate_context!())
         .expect("Hearth could not start");
 
     app.run(|app, event| {

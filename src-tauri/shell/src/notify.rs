@@ -101,7 +101,10 @@ mod tests {
     fn errors_are_told_when_they_start_and_stops_are_not() {
         let mut n = Notifier::default();
         assert_eq!(n.observe(Stopped, "", 0), None);
-        assert_eq!(n.observe(Error, "model not loaded", 1), Some(Notice::Error { reason: "model not loaded".into() }));
+        assert_eq!(
+            n.observe(Error, "model not loaded", 1),
+            Some(Notice::Error { reason: "model not loaded".into() })
+        );
         assert_eq!(n.observe(Error, "model not loaded", 2), None);
         assert_eq!(n.observe(Stopped, "", 3), None);
         // An outage the user ended by stopping is not "back online" later.

@@ -59,6 +59,8 @@ pub struct EngineSpec {
     /// The model id to announce, when the command line names one.
     pub model_id: Option<String>,
     pub model_path: Option<PathBuf>,
+    /// The local OpenAI-compatible server of the loopback engine (the settings' `loopback_url`).
+    pub loopback_url: Option<String>,
 }
 
 /// Builds (loads) an engine. Called on the supervisor task each time a provider starts; an `Err` is
@@ -188,6 +190,7 @@ fn spec(s: &Settings, o: &Overrides) -> Spec {
             kind: o.engine.unwrap_or(s.engine),
             model_id: o.model_id.clone(),
             model_path: o.model_path.clone().or_else(|| s.model_path.clone()),
+            loopback_url: s.loopback_url.clone(),
         },
     }
 }
@@ -562,9 +565,13 @@ impl Supervisor {
         if let Err(e) = crate::session::connect::validate_url(&url) {
             return self.fail(e.to_string());
         }
-        let engine = match (self.factory)(&spec.engine) {
-            Ok(e) => e,
-            Err(e) => return self.fail(format!("model not loaded: {e}")),
+        // Loading reads every weight (seconds), and the loopback engine asks its server with a
+        // blocking client, which must not run on an async worker: off to the blocking pool.
+        let (factory, engine_spec) = (self.factory.clone(), spec.engine.clone());
+        let engine = match tokio::task::spawn_blocking(move || factory(&engine_spec)).await {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) => return self.fail(format!("model not loaded: {e}")),
+            Err(e) => return self.fail(format!("model not loaded: the loader failed: {e}")),
         };
         let id = spec.provider_id.clone();
         let token = match tokio::task::spawn_blocking(move || resolve_token(&id)).await {

@@ -1,0 +1,128 @@
+//! From an engine choice to a loaded [`Engine`]: the one engine factory that both the `hearth` CLI
+//! and the Tauri shell hand to the [`App`](crate::app::App), so the two cannot disagree on how a
+//! model is loaded.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hearth_inference::scripted::ScriptedEngine;
+use hearth_inference::Engine;
+use hearth_settings::EngineKind;
+
+use crate::app::{EngineFactory, EngineSpec};
+
+/// The engine to use when nobody said: the platform's real engine for a model, else the scripted
+/// one (so a provider without a model still runs, for protocol testing).
+pub fn default_kind(has_model: bool) -> EngineKind {
+    match has_model {
+        true if cfg!(target_os = "macos") => EngineKind::Mlx,
+        true => EngineKind::Cpu,
+        false => EngineKind::Scripted,
+    }
+}
+
+/// What loading needs beyond the app's [`EngineSpec`], from the command line. Each field, when set,
+/// wins over what the settings say.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub loopback_url: Option<String>,
+    pub tokenizer_dir: Option<PathBuf>,
+}
+
+/// Loads an engine. Slow for real models (reads every weight): call it off the async runtime.
+pub fn load(
+    kind: EngineKind,
+    model: Option<&Path>,
+    model_id: Option<&str>,
+    options: &LoadOptions,
+) -> Result<Arc<dyn Engine>, String> {
+    use hearth_inference::EngineKind as Backend;
+    let backend = match kind {
+        EngineKind::Scripted => {
+            if model.is_none() {
+                return Ok(Arc::new(ScriptedEngine::new(model_id.unwrap_or("hearth-scripted"))));
+            }
+            Backend::Scripted
+        }
+        EngineKind::Cpu => Backend::Cpu,
+        EngineKind::Mlx => Backend::Mlx,
+        EngineKind::Loopback => Backend::Loopback {
+            base_url: options.loopback_url.clone().ok_or(
+                "the loopback engine needs a server URL (--loopback-url or the loopback_url setting), \
+                 e.g. http://127.0.0.1:8080/v1",
+            )?,
+            upstream_model: None,
+        },
+    };
+    let path = match (model, &backend) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Backend::Loopback { .. }) => PathBuf::new(),
+        (None, _) => {
+            return Err("no model chosen: pick one in Settings, or pass --model with a model directory \
+                        or a .gguf file"
+                .into())
+        }
+    };
+    let mut spec = hearth_inference::EngineSpec::new(path, backend);
+    spec.model_id = model_id.map(str::to_string);
+    spec.tokenizer_dir = options.tokenizer_dir.clone();
+    hearth_inference::load_engine(&spec).map_err(|e| e.to_string())
+}
+
+/// The app's engine factory: the settings' choice (engine, model, loopback URL), with `options`
+/// from the command line on top.
+pub fn factory(options: &LoadOptions) -> EngineFactory {
+    let options = options.clone();
+    Arc::new(move |spec: &EngineSpec| {
+        let mut options = options.clone();
+        if options.loopback_url.is_none() {
+            options.loopback_url = spec.loopback_url.clone();
+        }
+        load(spec.kind, spec.model_path.as_deref(), spec.model_id.as_deref(), &options)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: EngineKind, loopback_url: Option<&str>) -> EngineSpec {
+        EngineSpec { kind, model_id: None, model_path: None, loopback_url: loopback_url.map(str::to_string) }
+    }
+
+    #[test]
+    fn a_model_picks_the_real_engine_and_none_the_scripted_one() {
+        assert_eq!(default_kind(false), EngineKind::Scripted);
+        let real = if cfg!(target_os = "macos") { EngineKind::Mlx } else { EngineKind::Cpu };
+        assert_eq!(default_kind(true), real);
+    }
+
+    #[test]
+    fn the_factory_builds_the_scripted_engine_and_explains_what_is_missing() {
+        let f = factory(&LoadOptions::default());
+        let engine = f(&spec(EngineKind::Scripted, None)).expect("scripted needs nothing");
+        assert_eq!(engine.descriptor().model_id, "hearth-scripted");
+        let err = f(&spec(EngineKind::Cpu, None)).err().expect("cpu without a model");
+        assert!(err.contains("no model chosen"), "{err}");
+        let err = f(&spec(EngineKind::Loopback, None)).err().expect("loopback without a URL");
+        assert!(err.contains("loopback_url"), "{err}");
+    }
+
+    #[test]
+    fn the_settings_loopback_url_is_used_unless_the_command_line_names_one() {
+        // Loading a loopback engine asks the server for its models; a closed port makes that fail,
+        // and the error says which server was asked.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let from_settings = format!("http://{closed}/v1");
+        let err = factory(&LoadOptions::default())(&spec(EngineKind::Loopback, Some(&from_settings)))
+            .err()
+            .expect("nothing listens there");
+        assert!(err.contains(&closed.to_string()), "the settings' URL was asked: {err}");
+
+        let flag =
+            LoadOptions { loopback_url: Some("http://127.0.0.1:1/flag/v1".into()), ..Default::default() };
+        let err =
+            factory(&flag)(&spec(EngineKind::Loopback, Some(&from_settings))).err().expect("closed too");
+        assert!(!err.contains(&closed.to_string()), "the command line wins: {err}");
+    }
+}
