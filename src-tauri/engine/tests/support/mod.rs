@@ -129,6 +129,11 @@ impl Session {
         started.elapsed()
     }
 
+    /// Like [`Session::send_text`], but a failed write (the provider hung up) is returned.
+    pub async fn try_send_text(&mut self, text: String) -> Result<(), String> {
+        self.sink.send(Message::text(text)).await.map_err(|e| e.to_string())
+    }
+
     pub async fn close(&mut self, code: u16, reason: &str) {
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_string().into() };
         let _ = self.sink.send(Message::Close(Some(frame))).await;
