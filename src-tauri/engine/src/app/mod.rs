@@ -588,6 +588,7 @@ impl Supervisor {
         if let Some(tune) = &self.tune {
             tune(&mut config);
         }
+        let ca_file = config.ca_file.clone();
         let options = ProviderOptions {
             probe: None,
             status: Some(self.inner.hub.clone()),
@@ -599,6 +600,7 @@ impl Supervisor {
             gateway_url,
             provider_id: spec.provider_id.clone(),
             token,
+            ca_file,
         });
         if *self.target.borrow() != target {
             self.target.send_replace(target);

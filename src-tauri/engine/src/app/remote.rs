@@ -26,6 +26,9 @@ pub struct Target {
     pub gateway_url: String,
     pub provider_id: String,
     pub token: Option<ProviderToken>,
+    /// Extra certificate authorities for `https://` (the session's `ca_file`): a self-hosted
+    /// coordinator's gateway uses the same certificate as its `wss://` endpoint.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The gateway lives on the coordinator's host and port: `ws://h:p/ws/provider` → `http://h:p`,
@@ -60,13 +63,39 @@ struct GatewayCounts {
     ready: u64,
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+fn client(ca_file: Option<&std::path::Path>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
         .timeout(HTTP_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default()
+        .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        // An unreadable CA file is already reported by the session, which cannot connect either.
+        let certs = std::fs::read(path).ok().and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).ok());
+        for cert in certs.unwrap_or_default() {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().unwrap_or_default()
+}
+
+/// One HTTP client per CA file: rebuilt only when the target's `ca_file` changes.
+struct Http {
+    client: reqwest::Client,
+    ca_file: Option<std::path::PathBuf>,
+}
+
+impl Http {
+    fn new() -> Self {
+        Self { client: client(None), ca_file: None }
+    }
+
+    fn for_target(&mut self, t: &Target) -> &reqwest::Client {
+        if self.ca_file != t.ca_file {
+            self.client = client(t.ca_file.as_deref());
+            self.ca_file = t.ca_file.clone();
+        }
+        &self.client
+    }
 }
 
 /// Waits `d`, returning early when the target changes. Once the supervisor is gone (shutdown) it
@@ -91,9 +120,10 @@ async fn current_target(target: &mut watch::Receiver<Option<Target>>) -> Option<
 
 /// Polls `/v1/status` every `every` for the pool view in the snapshot.
 pub async fn poll_pool(hub: StatusHub, mut target: watch::Receiver<Option<Target>>, every: Duration) {
-    let http = client();
+    let mut http_clients = Http::new();
     loop {
         let Some(t) = current_target(&mut target).await else { return };
+        let http = http_clients.for_target(&t).clone();
         let url = format!("{}/v1/status", t.gateway_url);
         let mut wait = every;
         // Err((absent, why)): `absent` when the gateway has no status endpoint at all.
@@ -150,9 +180,10 @@ pub async fn poll_rate_card(
     mut target: watch::Receiver<Option<Target>>,
     every: Duration,
 ) {
-    let http = client();
+    let mut http_clients = Http::new();
     loop {
         let Some(t) = current_target(&mut target).await else { return };
+        let http = http_clients.for_target(&t).clone();
         let url = format!("{}/v1/rate-card", t.gateway_url);
         let fetched = async {
             let r = http.get(&url).send().await.map_err(|e| format!("cannot reach {url}: {e}"))?;
@@ -209,11 +240,12 @@ pub async fn poll_credited(
     mut target: watch::Receiver<Option<Target>>,
     every: Duration,
 ) {
-    let http = client();
+    let mut http_clients = Http::new();
     // A restart with new settings must not make us ask the same endpoint more than once per period.
     let mut last: Option<(String, tokio::time::Instant)> = None;
     loop {
         let Some(t) = current_target(&mut target).await else { return };
+        let http = http_clients.for_target(&t).clone();
         // The path holds the provider id; the token travels only in the header.
         let url = format!("{}/providers/{}/earnings", t.gateway_url, t.provider_id);
         if let Some((prev, at)) = &last {

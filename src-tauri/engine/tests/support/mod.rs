@@ -71,23 +71,31 @@ impl FakeCoordinator {
 
     /// Accepts a connection and reads the hello, without answering it.
     pub async fn accept_raw(&self) -> Session {
-        let (tcp, _) = tokio::time::timeout(Duration::from_secs(20), self.listener.accept())
-            .await
-            .expect("no provider connected within 20 s")
-            .unwrap();
+        // A `hearth serve` process also polls the gateway on this address (plain HTTP GETs); those
+        // fail the upgrade and are skipped.
+        let deadline = Instant::now() + Duration::from_secs(20);
         let auth = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let auth_seen = auth.clone();
-        let ws = tokio_tungstenite::accept_hdr_async(
-            tcp,
-            move |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-                  resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
-                *auth_seen.lock().unwrap() =
-                    req.headers().get("authorization").map(|v| v.to_str().unwrap_or("").to_string());
-                Ok(resp)
-            },
-        )
-        .await
-        .unwrap();
+        let ws = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (tcp, _) = tokio::time::timeout(left, self.listener.accept())
+                .await
+                .expect("no provider connected within 20 s")
+                .unwrap();
+            let auth_seen = auth.clone();
+            let upgraded = tokio_tungstenite::accept_hdr_async(
+                tcp,
+                move |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                      resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                    *auth_seen.lock().unwrap() =
+                        req.headers().get("authorization").map(|v| v.to_str().unwrap_or("").to_string());
+                    Ok(resp)
+                },
+            )
+            .await;
+            if let Ok(ws) = upgraded {
+                break ws;
+            }
+        };
         let (sink, mut stream) = ws.split();
         let (tx, mut seen) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -127,6 +135,11 @@ impl Session {
         let started = Instant::now();
         self.sink.send(Message::text(text)).await.expect("write to provider failed");
         started.elapsed()
+    }
+
+    /// Like [`Session::send_text`], but a failed write (the provider hung up) is returned.
+    pub async fn try_send_text(&mut self, text: String) -> Result<(), String> {
+        self.sink.send(Message::text(text)).await.map_err(|e| e.to_string())
     }
 
     pub async fn close(&mut self, code: u16, reason: &str) {

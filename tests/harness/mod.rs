@@ -1,0 +1,583 @@
+//! Fault-injection rig for the provider: the `hearth serve` process lives in its own network
+//! namespace and reaches the local pool over a veth pair, through a noxious (Toxiproxy port) proxy.
+//!
+//! ```text
+//!  netns hf-<pid>                      root namespace (this test process)
+//!  ┌──────────────────────┐  veth   ┌──────────────────────────────────────────────┐
+//!  │ hearth serve          │─────────│ noxious proxy 10.231.N.1:P → 127.0.0.1:Q     │
+//!  │  wss://10.231.N.1:P   │  tbf    │ hearth pool --listen 127.0.0.1:Q (TLS)       │
+//!  │  control API 127.0.0.1│  routes │ buyers: https://127.0.0.1:Q                  │
+//!  └──────────────────────┘         └──────────────────────────────────────────────┘
+//! ```
+//!
+//! Why this shape: a blackhole must drop the *provider's own* packets (a proxy in between would
+//! keep ACKing and hide the half-open link), so the provider's TCP connection crosses a real link
+//! that the kernel can blackhole (`ip route add blackhole`) and rate-limit (`tc tbf`). Plain `ws://`
+//! is only allowed to loopback, so the link carries `wss://` with a self-signed certificate the
+//! provider trusts through `--ca-file`. Latency, jitter and cuts come from noxious in this process.
+//! This kernel has no `sch_netem`, so packet loss cannot be injected.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use noxious::proxy::{ProxyConfig, ProxyRunner, Runner, Toxics};
+use noxious::signal::{Close, Stop, Stopper};
+use noxious::socket::TcpListener as NoxiousListener;
+use noxious::toxic::{StreamDirection, Toxic, ToxicEvent, ToxicEventKind, ToxicEventResult, ToxicKind};
+use serde_json::Value;
+
+pub const MODEL: &str = "hearth-scripted";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs an `ip`/`tc`/`sysctl` command and panics with its stderr if it fails.
+pub fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn run_quiet(program: &str, args: &[&str]) {
+    let _ = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
+}
+
+/// A network namespace joined to the root namespace by a veth pair on a private /30.
+pub struct NetNs {
+    pub name: String,
+    /// The root side (where the proxy listens) and the namespace side (the provider).
+    pub root_dev: String,
+    pub ns_dev: String,
+    pub root_ip: String,
+    pub ns_ip: String,
+}
+
+impl NetNs {
+    /// `tag` keeps concurrent test binaries (faults, soak) apart.
+    pub fn create(tag: u8) -> Self {
+        let pid = std::process::id();
+        let subnet = 100 + (pid % 100) as u8 + tag;
+        let name = format!("hf{tag}-{pid}");
+        let ns = Self {
+            name: name.clone(),
+            root_dev: format!("hf{tag}a{}", pid % 100_000),
+            ns_dev: format!("hf{tag}b{}", pid % 100_000),
+            root_ip: format!("10.231.{subnet}.1"),
+            ns_ip: format!("10.231.{subnet}.2"),
+        };
+        ns.teardown();
+        run("ip", &["netns", "add", &name]);
+        run("ip", &["link", "add", &ns.root_dev, "type", "veth", "peer", "name", &ns.ns_dev]);
+        run("ip", &["link", "set", &ns.ns_dev, "netns", &name]);
+        run("ip", &["addr", "add", &format!("{}/30", ns.root_ip), "dev", &ns.root_dev]);
+        run("ip", &["link", "set", &ns.root_dev, "up"]);
+        ns.exec_ok(&["ip", "addr", "add", &format!("{}/30", ns.ns_ip), "dev", &ns.ns_dev]);
+        ns.exec_ok(&["ip", "link", "set", &ns.ns_dev, "up"]);
+        // The provider's control API binds 127.0.0.1 inside the namespace.
+        ns.exec_ok(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn exec_ok(&self, args: &[&str]) {
+        let mut all = vec!["netns", "exec", &self.name];
+        all.extend_from_slice(args);
+        run("ip", &all);
+    }
+
+    /// A command that runs inside the namespace (`ip netns exec` execs it: same pid).
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Drops every packet between the provider and the proxy, both ways, without telling either
+    /// end: the provider's TCP connection becomes half-open.
+    pub fn blackhole(&self, on: bool) {
+        let verb = if on { "add" } else { "del" };
+        run("ip", &["route", verb, "blackhole", &format!("{}/32", self.ns_ip)]);
+        self.exec_ok(&["ip", "route", verb, "blackhole", &format!("{}/32", self.root_ip)]);
+    }
+
+    /// Limits the provider's upload (its response chunks) with a token bucket, or removes it.
+    pub fn rate_limit(&self, rate: Option<&str>) {
+        match rate {
+            Some(rate) => self.exec_ok(&[
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                &self.ns_dev,
+                "root",
+                "tbf",
+                "rate",
+                rate,
+                "burst",
+                "16kb",
+                "latency",
+                "2s",
+            ]),
+            None => self.exec_ok(&["tc", "qdisc", "del", "dev", &self.ns_dev, "root"]),
+        }
+    }
+
+    fn teardown(&self) {
+        run_quiet("ip", &["route", "del", "blackhole", &format!("{}/32", self.ns_ip)]);
+        run_quiet("ip", &["link", "del", &self.root_dev]);
+        run_quiet("ip", &["netns", "del", &self.name]);
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// An HTTP client whose sockets live in a network namespace: a thread that joined it (setns
+/// changes only the calling thread) runs its own single-threaded runtime.
+pub struct NsHttp {
+    jobs: std::sync::mpsc::Sender<NsJob>,
+}
+
+type NsJob = (String, Option<String>, tokio::sync::oneshot::Sender<Result<(u16, String), String>>);
+
+impl NsHttp {
+    pub fn new(ns: &str) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<NsJob>();
+        let path = format!("/var/run/netns/{ns}");
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("netns handle");
+            // SAFETY: a valid namespace fd; setns affects only this thread.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns failed: {}", std::io::Error::last_os_error());
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().unwrap();
+            ready_tx.send(()).unwrap();
+            while let Ok((url, token, reply)) = rx.recv() {
+                let result = rt.block_on(async {
+                    let mut req = http.get(&url);
+                    if let Some(t) = token {
+                        req = req.bearer_auth(t);
+                    }
+                    let r = req.send().await.map_err(|e| e.to_string())?;
+                    let status = r.status().as_u16();
+                    Ok((status, r.text().await.map_err(|e| e.to_string())?))
+                });
+                let _ = reply.send(result);
+            }
+        });
+        ready_rx.recv().unwrap();
+        Self { jobs: tx }
+    }
+
+    pub async fn get(&self, url: &str, token: Option<&str>) -> Result<(u16, String), String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs.send((url.to_string(), token.map(str::to_string), tx)).unwrap();
+        rx.await.unwrap()
+    }
+}
+
+/// A self-signed certificate for the pool, valid for loopback and the veth address.
+pub struct Certs {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn certs(dir: &Path, ips: &[&str]) -> Certs {
+    let names: Vec<String> = ips.iter().map(|s| s.to_string()).chain(["localhost".to_string()]).collect();
+    let generated = rcgen::generate_simple_self_signed(names).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    Certs { cert, key }
+}
+
+/// A child process, SIGKILLed when dropped, with stderr in a log file.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command, log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(file).spawn().expect("cannot start process");
+        Self { child, log }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// (VmHWM, VmRSS) in KiB from /proc.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        memory_kib(self.child.id())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// `hearth pool` on loopback with TLS (so the provider may reach it from its namespace).
+pub struct TlsPool {
+    pub port: u16,
+    pub proc: Proc,
+    pub http: reqwest::Client,
+}
+
+impl TlsPool {
+    pub async fn start(dir: &Path, port: u16, certs: &Certs, extra: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
+        cmd.env("RUST_LOG", "info")
+            .args(["pool", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--tls-cert")
+            .arg(&certs.cert)
+            .arg("--tls-key")
+            .arg(&certs.key)
+            .args(extra);
+        let log = dir.join(format!("pool-{}.log", unique()));
+        let proc = Proc::spawn(cmd, log);
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.cert).unwrap()).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let pool = Self { port, proc, http };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if pool.http.get(pool.url("/healthz")).send().await.is_ok() {
+                return pool;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("pool did not come up:\n{}", pool.proc.log_text());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Ready providers according to the gateway, or None if it does not answer.
+    pub async fn ready(&self) -> Option<u64> {
+        let r = self.http.get(self.url("/v1/status")).timeout(Duration::from_secs(2)).send().await.ok()?;
+        r.json::<Value>().await.ok()?["pool"]["ready"].as_u64()
+    }
+}
+
+pub fn unique() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// The noxious proxy between the provider and the pool. `cut` stops it (every connection through
+/// it is closed and new ones are refused) until `restore`.
+pub struct FaultProxy {
+    config: ProxyConfig,
+    running: Option<(Stopper, bmrng::RequestSender<ToxicEvent, ToxicEventResult>)>,
+}
+
+impl FaultProxy {
+    pub async fn start(listen: String, upstream: String) -> Self {
+        let config =
+            ProxyConfig { name: "coordinator".into(), listen, upstream, enabled: true, rand_seed: Some(7) };
+        let mut proxy = Self { config, running: None };
+        proxy.restore().await;
+        proxy
+    }
+
+    pub async fn restore(&mut self) {
+        assert!(self.running.is_none(), "proxy already running");
+        let (listener, info) = ProxyRunner::initialize_proxy::<NoxiousListener>(
+            self.config.clone(),
+            Toxics { upstream: vec![], downstream: vec![] },
+        )
+        .await
+        .expect("proxy cannot listen");
+        let (stop, stopper) = Stop::new();
+        let (_close, closer) = Close::new();
+        let (events, receiver) = bmrng::channel(4);
+        tokio::spawn(async move {
+            let _ = ProxyRunner::run_proxy(listener, info, receiver, stop, closer).await;
+        });
+        self.running = Some((stopper, events));
+    }
+
+    /// Closes every connection through the proxy and stops listening.
+    pub async fn cut(&mut self) {
+        let (stopper, _) = self.running.take().expect("proxy not running");
+        stopper.stop();
+        // Let the link tasks see the stop and drop their sockets before the caller measures.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    async fn event(&self, kind: ToxicEventKind) {
+        let (_, events) = self.running.as_ref().expect("proxy not running");
+        let event = ToxicEvent { proxy_name: self.config.name.clone(), kind };
+        events.send_receive(event).await.expect("proxy gone").expect("toxic refused");
+    }
+
+    /// Latency ± jitter (ms) on both directions.
+    pub async fn add_latency(&self, latency: u64, jitter: u64) {
+        for (direction, name) in
+            [(StreamDirection::Upstream, "lat-up"), (StreamDirection::Downstream, "lat-down")]
+        {
+            let toxic = Toxic {
+                kind: ToxicKind::Latency { latency, jitter },
+                name: name.into(),
+                toxicity: 1.0,
+                direction,
+            };
+            self.event(ToxicEventKind::AddToxic(toxic)).await;
+        }
+    }
+
+    pub async fn clear(&self) {
+        self.event(ToxicEventKind::RemoveAllToxics).await;
+    }
+}
+
+/// The provider (`hearth serve`) inside the namespace, and how to reach its control API there.
+pub struct NsProvider {
+    pub home: PathBuf,
+    pub proc: Proc,
+    pub http: NsHttp,
+    pub control_url: String,
+    pub token: String,
+}
+
+impl NsProvider {
+    pub async fn start(ns: &NetNs, home: &Path, coordinator: &str, ca: &Path, extra: &[&str]) -> Self {
+        std::fs::create_dir_all(home).unwrap();
+        let mut cmd = ns.command(Path::new(env!("CARGO_BIN_EXE_hearth")));
+        cmd.env("HEARTH_HOME", home)
+            .env("RUST_LOG", "info")
+            .args(["serve", "--coordinator", coordinator, "--model-id", MODEL, "--ca-file"])
+            .arg(ca)
+            .args(["--pool-poll-interval", "0.5", "--earnings-poll-interval", "0.5"])
+            .args(extra);
+        let proc = Proc::spawn(cmd, home.join(format!("serve-{}.log", unique())));
+        let path = home.join("data/control.json");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (url, token) = loop {
+            if let Ok(raw) = std::fs::read(&path) {
+                if let Ok(v) = serde_json::from_slice::<Value>(&raw) {
+                    if v["pid"].as_u64() == Some(proc.child.id() as u64) {
+                        break (
+                            v["url"].as_str().unwrap().to_string(),
+                            v["token"].as_str().unwrap().to_string(),
+                        );
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no control API:\n{}", proc.log_text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        Self { home: home.to_path_buf(), proc, http: NsHttp::new(&ns.name), control_url: url, token }
+    }
+
+    pub async fn json(&self, path: &str) -> Value {
+        let (code, body) = self
+            .http
+            .get(&format!("{}{path}", self.control_url), Some(&self.token))
+            .await
+            .unwrap_or_else(|e| panic!("control API {path}: {e}\n{}", self.proc.log_text()));
+        assert_eq!(code, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub async fn status(&self) -> Value {
+        self.json("/api/status").await
+    }
+
+    /// Polls the status until `pred` holds; returns it and how long that took, or panics.
+    pub async fn until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&Value) -> bool,
+    ) -> (Value, Duration) {
+        let started = Instant::now();
+        loop {
+            let s = self.status().await;
+            if pred(&s) {
+                return (s, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{what}: not within {timeout:?}; last status:\n{s:#}\nprovider log tail:\n{}",
+                tail(&self.proc.log_text(), 30)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every ledger row the control API reports, by request id.
+    pub async fn ledger(&self) -> BTreeMap<String, Value> {
+        let e = self.json("/api/earnings?range=all&limit=100000").await;
+        e["recent_jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| (j["request_id"].as_str().unwrap().to_string(), j.clone()))
+            .collect()
+    }
+}
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+pub fn connected(s: &Value) -> bool {
+    s["connection"]["connected"] == true
+}
+
+pub fn serving(s: &Value) -> bool {
+    connected(s) && (s["phase"] == "ready" || s["phase"] == "busy")
+}
+
+pub fn chat(prompt: &str, max_tokens: i64, stream: bool) -> Value {
+    serde_json::json!({
+        "model": MODEL,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "stream": stream,
+    })
+}
+
+/// What a buyer got back.
+#[derive(Debug, Clone)]
+pub struct BuyerResult {
+    pub status: u16,
+    /// `req-…` id of the job (from the completion id), when the provider started it.
+    pub request_id: Option<String>,
+    pub complete: bool,
+    pub error_code: Option<String>,
+    pub body: String,
+}
+
+/// A streamed request; `first_chunk` is told when the first event arrives (the job is running).
+pub async fn stream_request(
+    http: reqwest::Client,
+    url: String,
+    body: Value,
+    first_chunk: Option<tokio::sync::oneshot::Sender<()>>,
+) -> BuyerResult {
+    let mut first_chunk = first_chunk;
+    let r = match http.post(url).json(&body).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return BuyerResult {
+                status: 0,
+                request_id: None,
+                complete: false,
+                error_code: Some(format!("transport: {e}")),
+                body: String::new(),
+            }
+        }
+    };
+    let status = r.status().as_u16();
+    let mut r = r;
+    let mut buf = String::new();
+    loop {
+        match r.chunk().await {
+            Ok(Some(c)) => {
+                buf.push_str(&String::from_utf8_lossy(&c));
+                if buf.contains("data: ") {
+                    if let Some(tx) = first_chunk.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(_) => break,
+        }
+    }
+    parse_buyer(status, buf)
+}
+
+pub fn parse_buyer(status: u16, body: String) -> BuyerResult {
+    let mut request_id = None;
+    let mut error_code = None;
+    let mut finished = false;
+    let mut done = false;
+    let events: Vec<&str> = if body.trim_start().starts_with('{') {
+        vec![body.as_str()]
+    } else {
+        body.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).collect()
+    };
+    for e in events {
+        if e == "[DONE]" {
+            done = true;
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(e) else { continue };
+        if let Some(id) = v["id"].as_str().and_then(|id| id.strip_prefix("chatcmpl-")) {
+            request_id.get_or_insert_with(|| id.to_string());
+        }
+        if let Some(code) = v["error"]["code"].as_str() {
+            error_code = Some(code.to_string());
+        }
+        if v["choices"][0]["finish_reason"].is_string() {
+            finished = true;
+        }
+    }
+    let streamed = !body.trim_start().starts_with('{');
+    let complete = status == 200 && error_code.is_none() && finished && (done || !streamed);
+    BuyerResult { status, request_id, complete, error_code, body }
+}
+
+/// p50 and max of a set of durations, as seconds.
+pub fn p50_max(values: &[Duration]) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut v: Vec<f64> = values.iter().map(Duration::as_secs_f64).collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (v[(v.len() - 1) / 2], v[v.len() - 1])
+}

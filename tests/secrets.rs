@@ -1,0 +1,259 @@
+//! Secrets review, as a test: the provider token (from HEARTH_PROVIDER_TOKEN) reaches the
+//! coordinator and nothing else — not the debug logs of the provider or the pool, not the control
+//! API's answers, not the settings file, the ledger or any other file under HEARTH_HOME, not the
+//! output of a crash or of a refused-token exit. And the control API will not listen off loopback.
+//! (Token, Host and Origin checks of the control API are in app.rs.)
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::SinkExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A process with stdout and stderr both captured to files.
+fn spawn_logged(mut cmd: Command, dir: &Path, name: &str) -> (std::process::Child, [PathBuf; 2]) {
+    let out = dir.join(format!("{name}.stdout"));
+    let err = dir.join(format!("{name}.stderr"));
+    let child = cmd
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    (child, [out, err])
+}
+
+fn provider_cmd(home: &Path, coordinator: &str, token: &str) -> Command {
+    let mut cmd = hearth();
+    cmd.env("HEARTH_HOME", home)
+        .env("HEARTH_PROVIDER_TOKEN", token)
+        .env("RUST_LOG", "debug")
+        .env("RUST_BACKTRACE", "1")
+        .args(["serve", "--coordinator", coordinator, "--model-id", MODEL])
+        .args(["--pool-poll-interval", "0.3", "--earnings-poll-interval", "0.3"]);
+    cmd
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// Where in `haystack` the token (or a 16-byte piece of it, for truncated leaks) occurs.
+fn leaks(haystack: &[u8], token: &str) -> bool {
+    let t = token.as_bytes();
+    t.windows(16).step_by(8).any(|piece| haystack.windows(piece.len()).any(|w| w == piece))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_token_never_leaks_into_logs_status_files_or_crash_output() {
+    let token = format!("hst-{}-{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut artifacts: Vec<(String, Vec<u8>)> = Vec::new();
+
+    // The pool at debug level: it sees the token on every upgrade.
+    let port = free_port();
+    let mut pool_cmd = hearth();
+    pool_cmd.env("RUST_LOG", "debug").args(["pool", "--listen", &format!("127.0.0.1:{port}")]);
+    let (mut pool, pool_logs) = spawn_logged(pool_cmd, &logs, "pool");
+    let pool_url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reqwest::get(format!("{pool_url}/healthz")).await.is_err() {
+        assert!(Instant::now() < deadline, "pool did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ws = format!("ws://127.0.0.1:{port}/ws/provider");
+
+    // A provider at debug level, serving, polling earnings (with the token) and status.
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let (mut child, run1) = spawn_logged(provider_cmd(&home, &ws, &token), &logs, "serve-1");
+    let control = Control::wait(&home, child.id(), Duration::from_secs(15)).await;
+    control.status_until(Duration::from_secs(15), |s| s["phase"] == "ready").await;
+    let http = reqwest::Client::new();
+    for stream in [false, true] {
+        let r = http
+            .post(format!("{pool_url}/v1/chat/completions"))
+            .json(&chat(MODEL, "secret review", 3, stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    // The earnings poll ran with the token (credited figures arrived).
+    control
+        .status_until(Duration::from_secs(10), |s| s["earnings"]["credited_total_credits"].is_number())
+        .await;
+
+    // Everything the control API shows.
+    for path in ["/api/status", "/api/settings", "/api/earnings?range=all", "/api/models"] {
+        let body = control.get(path).send().await.unwrap().bytes().await.unwrap();
+        artifacts.push((format!("GET {path}"), body.to_vec()));
+    }
+    let mut events = SseReader::new(control.get("/api/events").send().await.unwrap());
+    let first = events.next_status(Duration::from_secs(5)).await.expect("a status event");
+    artifacts.push(("GET /api/events".into(), first.to_string().into_bytes()));
+    let out = hearth().env("HEARTH_HOME", &home).args(["status", "--json"]).output().unwrap();
+    artifacts.push(("hearth status --json".into(), [out.stdout, out.stderr].concat()));
+
+    // Saving settings through the API writes settings.toml.
+    let settings: Value = control.json("/api/settings").await;
+    let mut edited = settings["settings"].clone();
+    edited["slots"] = serde_json::json!(2);
+    let r = control.put("/api/settings").json(&edited).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert!(home.join("config/settings.toml").exists(), "settings were saved");
+    // A new slot count is a new hello: wait until the pool routes to the new session.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s: Value = reqwest::get(format!("{pool_url}/v1/status")).await.unwrap().json().await.unwrap();
+        if s["pool"]["ready"] == 1 && s["models"][0]["total_slots"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pool never saw the new slots: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A crash mid-job (kill -9), then a restart that recovers the journal and exits cleanly.
+    let url = format!("{pool_url}/v1/chat/completions");
+    let buyer = tokio::spawn(async move {
+        let r =
+            reqwest::Client::new().post(url).json(&chat(MODEL, "token_delay_ms=50", 500, true)).send().await;
+        let mut got = String::new();
+        if let Ok(mut r) = r {
+            got.push_str(&format!("{} ", r.status()));
+            while let Ok(Some(c)) = r.chunk().await {
+                got.push_str(&String::from_utf8_lossy(&c));
+            }
+        }
+        got
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !control.status().await["active_jobs"].as_array().is_some_and(|a| !a.is_empty()) {
+        if buyer.is_finished() || Instant::now() > deadline {
+            panic!("the job never started: {}", buyer.await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let got = buyer.await.unwrap();
+    assert!(got.contains("provider_disconnected"), "the crash cut the job: {got}");
+    let (mut child, run2) = spawn_logged(provider_cmd(&home, &ws, &token), &logs, "serve-2");
+    let control = Control::wait(&home, child.id(), Duration::from_secs(15)).await;
+    control.status_until(Duration::from_secs(15), |s| s["phase"] == "ready").await;
+    let recovered = control.json("/api/earnings?range=all").await;
+    assert_eq!(recovered["period"]["lost_jobs"], 1, "the crash was recovered from the journal");
+    // SAFETY: SIGTERM to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+
+    // A coordinator that refuses the token: the provider exits with an error. The fake proves the
+    // token really was sent (so the greps below are not vacuous).
+    let fake = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake_url = format!("ws://{}/ws/provider", fake.local_addr().unwrap());
+    let seen_auth = Arc::new(Mutex::new(None::<String>));
+    let seen = seen_auth.clone();
+    let refuser = tokio::spawn(async move {
+        // The provider also polls the gateway (status, rate card, earnings) on this address:
+        // those plain HTTP requests fail the upgrade and are skipped.
+        for _ in 0..50 {
+            let (tcp, _) = fake.accept().await.unwrap();
+            let seen = seen.clone();
+            #[allow(clippy::result_large_err)]
+            let callback =
+                move |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                      resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                    *seen.lock().unwrap() =
+                        req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+                    Ok(resp)
+                };
+            let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { continue };
+            let frame = CloseFrame { code: CloseCode::from(4005), reason: "invalid_token".into() };
+            let _ = ws.send(Message::Close(Some(frame))).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return;
+        }
+        panic!("the provider never opened its session");
+    });
+    let home2 = dir.path().join("home-refused");
+    std::fs::create_dir_all(&home2).unwrap();
+    let (mut child, run3) = spawn_logged(provider_cmd(&home2, &fake_url, &token), &logs, "serve-refused");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the provider kept running after 4005");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    refuser.await.unwrap();
+    assert!(!exit.success(), "a refused token is a failed run");
+    assert_eq!(seen_auth.lock().unwrap().as_deref(), Some(format!("Bearer {token}").as_str()));
+    let refused_err = std::fs::read_to_string(&run3[1]).unwrap();
+    assert!(refused_err.contains("token was refused"), "the exit explains itself: {refused_err}");
+
+    pool.kill().unwrap();
+    pool.wait().unwrap();
+
+    // Now grep everything.
+    let mut files = Vec::new();
+    files_under(&home, &mut files);
+    files_under(&home2, &mut files);
+    let n_home_files = files.len();
+    assert!(files.iter().any(|f| f.ends_with("settings.toml")));
+    assert!(files.iter().any(|f| f.ends_with("data/ledger.sqlite3")), "{files:?}");
+    files.extend(pool_logs.iter().chain(&run1).chain(&run2).chain(&run3).cloned());
+    for f in &files {
+        artifacts.push((f.display().to_string(), std::fs::read(f).unwrap_or_default()));
+    }
+    let debug_lines = std::fs::read_to_string(&run1[1]).unwrap();
+    assert!(debug_lines.contains("DEBUG"), "the provider really logged at debug level");
+    let leaked: Vec<&str> =
+        artifacts.iter().filter(|(_, bytes)| leaks(bytes, &token)).map(|(name, _)| name.as_str()).collect();
+    assert!(leaked.is_empty(), "the provider token leaked into: {leaked:#?}");
+    println!(
+        "secrets review: {} artifacts ({} files under HEARTH_HOME, {} log files, {} API answers) hold no trace of the token",
+        artifacts.len(),
+        n_home_files,
+        pool_logs.len() + run1.len() + run2.len() + run3.len(),
+        artifacts.len() - files.len()
+    );
+}
+
+#[test]
+fn the_control_api_refuses_to_listen_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    for addr in ["0.0.0.0", "[::]"] {
+        let port = free_port();
+        let out = hearth()
+            .env("HEARTH_HOME", dir.path())
+            .env("RUST_LOG", "info")
+            .args(["serve", "--coordinator", "ws://127.0.0.1:9/ws/provider", "--model-id", MODEL])
+            .args(["--control-listen", &format!("{addr}:{port}")])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "serve accepted a control API on {addr}: {err}");
+        assert!(err.contains("must listen on a loopback address"), "{err}");
+        // Nothing was left listening there.
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+}
