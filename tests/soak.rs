@@ -170,17 +170,15 @@ async fn ten_minutes_of_load_with_a_fault_every_minute() {
         s["jobs_lost"].as_u64().unwrap(),
         s["jobs_failed"].as_u64().unwrap(),
     );
-    assert_eq!(jobs_completed, complete, "the provider completed exactly what buyers received");
-    assert_eq!(e["period"]["jobs"].as_u64().unwrap(), jobs_completed + jobs_lost + jobs_failed, "{e:#}");
-    assert_eq!(e["period"]["lost_jobs"].as_u64().unwrap(), jobs_lost);
-    assert!(jobs_lost <= failed, "lost jobs ({jobs_lost}) are among the buyers' failures ({failed})");
     let (hwm, rss_end) = provider.proc.memory_kib();
     let reconnects = s["connection"]["reconnects"].as_u64().unwrap();
     println!(
-        "\nsoak {:.0} s: {complete} jobs served, {failed} cut by faults ({jobs_lost} recorded lost), {refused} \
+        "\nsoak {:.0} s: {complete} jobs served ({} more recorded complete by the provider but never \
+         delivered), {failed} cut by faults ({jobs_lost} recorded lost), {refused} \
          refused with 503 while no provider was ready; {reconnects} reconnects; heartbeat max gap within a \
          session {max_gap_ms} ms; provider RSS {} → {} KiB (VmHWM {} KiB)",
         started.elapsed().as_secs_f64(),
+        jobs_completed.saturating_sub(complete),
         rss_start,
         rss_end,
         hwm
@@ -192,6 +190,14 @@ async fn ten_minutes_of_load_with_a_fault_every_minute() {
             recover.as_secs_f64()
         );
     }
+    // A job whose end frame was written into a link that then died is `complete` for the provider
+    // but never reached its buyer (no acks in the protocol; the credited-vs-estimated gap shows
+    // it). Each fault can do that to at most the two jobs in its slots.
+    assert!(jobs_completed >= complete, "a buyer got an answer the provider did not record");
+    assert!(jobs_completed - complete <= 2 * faults.len() as u64, "{jobs_completed} vs {complete}");
+    assert_eq!(e["period"]["jobs"].as_u64().unwrap(), jobs_completed + jobs_lost + jobs_failed, "{e:#}");
+    assert_eq!(e["period"]["lost_jobs"].as_u64().unwrap(), jobs_lost);
+    assert!(jobs_lost <= failed, "lost jobs ({jobs_lost}) are among the buyers' failures ({failed})");
     // Heartbeats tick every ≤5 s; a stall does not stop the provider's own ticker.
     assert!(max_gap_ms <= 12_000, "heartbeat gap {max_gap_ms} ms");
     assert!(rss_end < rss_start + 64 * 1024, "provider RSS grew {} KiB", rss_end - rss_start);
