@@ -21,12 +21,16 @@ mkdir -p "$HEARTH_ARTIFACTS_DIR"
 build_pkgs=(pkg-config libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev)
 # What running the tests needs: the browser, an X server and its tools, a tray host, a D-Bus
 # session, the WebKit WebDriver, `import` for a whole-screen screenshot, and Node.js.
-run_pkgs=(chromium xvfb x11-utils xdotool trayer dbus-x11 webkit2gtk-driver imagemagick nodejs npm)
+run_pkgs=(chromium xvfb x11-utils xdotool trayer dbus-x11 webkit2gtk-driver imagemagick)
 
 missing=()
 for p in "${build_pkgs[@]}" "${run_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js may come from elsewhere than Debian (its npm then is no Debian package): ask for the
+# commands, not the packages.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing: ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
