@@ -145,7 +145,7 @@ async fn the_provider_token_never_leaks_into_logs_status_files_or_crash_output()
         got
     });
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !control.status().await["active_jobs"].as_array().is_some_and(|a| !a.is_empty()) {
+    while control.status().await["active_jobs"].as_array().is_none_or(|a| a.is_empty()) {
         if buyer.is_finished() || Instant::now() > deadline {
             panic!("the job never started: {}", buyer.await.unwrap());
         }

@@ -58,7 +58,7 @@ async fn ten_minutes_of_load_with_a_fault_every_minute() {
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
-                    let stream = (i + b) % 2 == 0;
+                    let stream = (i + b).is_multiple_of(2);
                     let body =
                         if stream { chat("token_delay_ms=5", 50, true) } else { chat("soak", 3, false) };
                     let r = tokio::time::timeout(
