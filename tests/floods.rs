@@ -15,19 +15,6 @@ use common::*;
 use hearth_protocol::{EndStatus, ProviderMessage};
 use support::{chat_body, request, FakeCoordinator, Seen};
 
-fn vm_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
 const MIB: u64 = 1024;
 
 /// Reads what the provider sends until `pred` has matched `want` times; fails on a session end.
@@ -77,7 +64,7 @@ async fn a_flooding_coordinator_and_huge_frames_leave_the_provider_up_with_bound
     let pid = proc.child.id();
     let mut session = fake.accept().await;
     one_request_completes(&mut session, "warm").await;
-    let (base_hwm, base_rss) = vm_kib(pid);
+    let (base_hwm, base_rss) = memory_kib(pid);
 
     // 100,000 frames of a type the provider does not know: each gets a nak, in order, while the
     // heartbeat keeps ticking.
@@ -97,7 +84,7 @@ async fn a_flooding_coordinator_and_huge_frames_leave_the_provider_up_with_bound
     .await;
     let flood_took = started.elapsed();
     assert_eq!(naks, FRAMES);
-    let (flood_hwm, flood_rss) = vm_kib(pid);
+    let (flood_hwm, flood_rss) = memory_kib(pid);
     one_request_completes(&mut session, "after-flood").await;
 
     // One frame over the 4 MiB protocol limit: refused with a nak, the session stays.
@@ -114,7 +101,7 @@ async fn a_flooding_coordinator_and_huge_frames_leave_the_provider_up_with_bound
     )
     .await;
     one_request_completes(&mut session, "after-5mib").await;
-    let (big_hwm, _) = vm_kib(pid);
+    let (big_hwm, _) = memory_kib(pid);
 
     // A 64 MiB frame, past even the transport cap (16 MiB): the provider refuses to buffer it and
     // drops the connection, then reconnects with a new handshake; the process lives on.
@@ -122,7 +109,7 @@ async fn a_flooding_coordinator_and_huge_frames_leave_the_provider_up_with_bound
     let _ = tokio::time::timeout(Duration::from_secs(30), session.try_send_text(huge)).await;
     let mut session = fake.accept().await;
     one_request_completes(&mut session, "after-64mib").await;
-    let (huge_hwm, huge_rss) = vm_kib(pid);
+    let (huge_hwm, huge_rss) = memory_kib(pid);
     let control = Control::wait(&dir.path().join("p"), pid, Duration::from_secs(5)).await;
     let s = control.status().await;
     assert_eq!(s["connection"]["reconnects"], 1, "{s:#}");
@@ -172,7 +159,7 @@ async fn the_pool_answers_500_concurrent_streams_and_shrugs_off_buyers_that_neve
     let pool_pid = pool.proc.child.id();
     let _provider = Provider::start(&dir.path().join("p1"), &pool.ws_url(), &["--slots", "8"]);
     pool.wait_ready(1, Duration::from_secs(15)).await;
-    let (base_hwm, _) = vm_kib(pool_pid);
+    let (base_hwm, _) = memory_kib(pool_pid);
 
     // 500 streams at once: each gets a complete stream or a clear 503 / 429, nothing else.
     let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
@@ -214,7 +201,7 @@ async fn the_pool_answers_500_concurrent_streams_and_shrugs_off_buyers_that_neve
         }
     }
     let burst_took = started.elapsed();
-    let (burst_hwm, burst_rss) = vm_kib(pool_pid);
+    let (burst_hwm, burst_rss) = memory_kib(pool_pid);
     assert_eq!(complete + refused + refused_in_stream, 500);
     assert!(complete >= 8, "at least one slot's worth completed: {complete}");
 
@@ -242,7 +229,7 @@ async fn the_pool_answers_500_concurrent_streams_and_shrugs_off_buyers_that_neve
     }
     // Give the provider time to generate all 8 × 8000 tokens into the pool.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (stuck_hwm, stuck_rss) = vm_kib(pool_pid);
+    let (stuck_hwm, stuck_rss) = memory_kib(pool_pid);
     // The stuck buyers really were being streamed to (not refused): their first bytes are a 200.
     let mut streamed = 0;
     for mut s in stuck.iter() {
@@ -255,7 +242,7 @@ async fn the_pool_answers_500_concurrent_streams_and_shrugs_off_buyers_that_neve
     assert!(streamed >= 1, "no never-reading buyer was actually streamed to");
     drop(stuck);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (_, after_rss) = vm_kib(pool_pid);
+    let (_, after_rss) = memory_kib(pool_pid);
     let s = pool.status().await;
     assert_eq!(s["pool"]["ready"], 1, "{s}");
     println!(
