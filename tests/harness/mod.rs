@@ -249,18 +249,10 @@ impl Drop for Proc {
     }
 }
 
-pub fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
+// The process-memory reader is the one the other real-process tests use.
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::memory_kib;
 
 /// `hearth pool` on loopback with TLS (so the provider may reach it from its namespace).
 pub struct TlsPool {

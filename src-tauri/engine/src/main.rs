@@ -137,6 +137,13 @@ impl EngineArgs {
             tokenizer_dir: self.tokenizer_dir.clone(),
         }
     }
+
+    /// Loads the engine these flags name (for the one-shot commands: generate, bench).
+    fn load(&self) -> Result<std::sync::Arc<dyn hearth_inference::Engine>> {
+        let kind = cli::engine::resolve_kind(self.engine, self.model.is_some());
+        cli::engine::load(kind, self.model.as_deref(), self.model_id.as_deref(), &self.load_options())
+            .map_err(anyhow::Error::msg)
+    }
 }
 
 fn main() -> Result<()> {

@@ -8,7 +8,6 @@ use clap::Args;
 use hearth_inference::{CancelToken, GenerationEvent, GenerationRequest, Prompt, SamplingParams, StopReason};
 use hearth_protocol::openai::ChatMessage;
 
-use super::engine;
 use crate::EngineArgs;
 
 #[derive(Args)]
@@ -41,15 +40,8 @@ pub struct GenerateArgs {
 }
 
 pub fn run(args: GenerateArgs) -> Result<()> {
-    let kind = engine::resolve_kind(args.engine.engine, args.engine.model.is_some());
     let loaded_at = Instant::now();
-    let engine = engine::load(
-        kind,
-        args.engine.model.as_deref(),
-        args.engine.model_id.as_deref(),
-        &args.engine.load_options(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    let engine = args.engine.load()?;
     let load_time = loaded_at.elapsed();
     let prompt = match (args.prompt, args.chat) {
         (Some(p), _) => Prompt::Raw(p),
@@ -134,14 +126,7 @@ pub struct BenchArgs {
 }
 
 pub fn bench(args: BenchArgs) -> Result<()> {
-    let kind = engine::resolve_kind(args.engine.engine, args.engine.model.is_some());
-    let engine = engine::load(
-        kind,
-        args.engine.model.as_deref(),
-        args.engine.model_id.as_deref(),
-        &args.engine.load_options(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    let engine = args.engine.load()?;
     let r = hearth_inference::bench_model(engine.as_ref(), args.prompt_tokens, args.gen_tokens, args.runs)?;
     if args.json {
         println!(
