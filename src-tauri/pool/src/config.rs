@@ -8,6 +8,9 @@ use std::time::Duration;
 /// The port the production coordinator serves providers on; the local pool serves buyers on it too.
 pub const DEFAULT_PORT: u16 = 8444;
 
+/// The production coordinator buffers at most this much of one response (`config.go`).
+pub const DEFAULT_RELAY_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+
 /// Settings of one pool. `Default` gives the production coordinator's defaults on 127.0.0.1:8444.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -29,6 +32,10 @@ pub struct PoolConfig {
     pub request_timeout: Duration,
     /// Text frames over this are answered with a `frame_too_large` nak (the session stays).
     pub max_frame_bytes: usize,
+    /// Bytes of one response the pool holds for a buyer that is not reading them yet (the
+    /// production relay's 16 MiB). Past it the request is cancelled with `relay_buffer_exceeded`,
+    /// so a client that stops reading costs bounded memory instead of the whole response.
+    pub relay_buffer_bytes: usize,
     /// Period of `: keepalive` SSE comments while a streaming buyer waits for its first chunk.
     pub sse_keepalive: Duration,
     /// `None`: any (or no) bearer is accepted. `Some`: the upgrade must carry one of these.
@@ -56,6 +63,7 @@ impl Default for PoolConfig {
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(900),
             max_frame_bytes: hearth_protocol::DEFAULT_MAX_FRAME_BYTES,
+            relay_buffer_bytes: DEFAULT_RELAY_BUFFER_BYTES,
             sse_keepalive: Duration::from_secs(5),
             provider_tokens: None,
             tls: None,

@@ -9,7 +9,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::credits::{model_key, RateCard};
 use crate::events::PoolEvent;
-use crate::state::{ActiveRequest, Failure, ProviderRow, RelayEvent, Shared};
+use crate::state::{ActiveRequest, Backlog, Failure, ProviderRow, RelayEvent, Shared};
+
+/// `cancel_request` reason when a buyer falls too far behind its stream.
+pub(crate) const RELAY_BUFFER_EXCEEDED: &str = "relay_buffer_exceeded";
 
 /// Prompts estimated over this many tokens (body bytes / 4) get a `preflight` first.
 pub(crate) const PREFLIGHT_THRESHOLD_TOKENS: u64 = 4096;
@@ -28,6 +31,8 @@ pub(crate) struct Dispatch {
     pub provider_id: String,
     pub assigned_id: String,
     pub events: mpsc::UnboundedReceiver<RelayEvent>,
+    /// Shared with the relay: report here what the client has been handed.
+    pub backlog: Backlog,
 }
 
 /// Whether a provider row serves the model a buyer asked for (exactly, or by normalised key).
@@ -60,6 +65,7 @@ impl Shared {
         let order = reg.dispatched;
         let request_id = format!("req-{}", uuid::Uuid::new_v4());
         let (tx, events) = mpsc::unbounded_channel();
+        let backlog = Backlog::default();
         reg.requests.insert(
             request_id.clone(),
             ActiveRequest {
@@ -67,13 +73,14 @@ impl Shared {
                 assigned_id: assigned_id.clone(),
                 model: model.to_string(),
                 buyer: Some(tx),
+                backlog: backlog.clone(),
                 preflight: None,
                 sent: false,
                 chunks: 0,
                 order,
             },
         );
-        Ok(Dispatch { request_id, provider_id, assigned_id, events })
+        Ok(Dispatch { request_id, provider_id, assigned_id, events, backlog })
     }
 
     /// Sends a frame about `request_id` to its provider; false if the request or session is gone.
@@ -135,6 +142,8 @@ impl Shared {
     }
 
     /// Routes a chunk to its buyer; chunks for requests this session does not own are dropped.
+    /// A buyer that has fallen `relay_buffer_bytes` behind gets no more: the request is cancelled
+    /// at the provider (`relay_buffer_exceeded`) and the buyer, once it reads again, is told why.
     pub(crate) fn on_chunk(&self, assigned_id: &str, chunk: ResponseChunk) {
         let mut reg = self.lock();
         let Some(req) = reg.requests.get_mut(&chunk.request_id).filter(|r| r.assigned_id == assigned_id)
@@ -143,9 +152,16 @@ impl Shared {
             return;
         };
         req.chunks += 1;
-        if let Some(buyer) = &req.buyer {
+        let Some(buyer) = &req.buyer else { return };
+        let limit = self.config.relay_buffer_bytes;
+        if req.backlog.queued(chunk.data.len()) <= limit {
             let _ = buyer.send(RelayEvent::Chunk(chunk));
+            return;
         }
+        req.backlog.taken(chunk.data.len());
+        let _ = buyer.send(RelayEvent::Failed(Failure::BufferExceeded(limit)));
+        drop(reg);
+        self.abandon(&chunk.request_id, RELAY_BUFFER_EXCEEDED);
     }
 
     /// Finishes a request: frees the slot, records usage, hands the end to the buyer.

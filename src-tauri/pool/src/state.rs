@@ -6,8 +6,8 @@
 //! each other only through this table and unbounded channels, so neither can block the other.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use hearth_protocol::{encode, CoordinatorMessage, PreflightAck, ProviderState, ResponseChunk, ResponseEnd};
@@ -73,6 +73,8 @@ pub(crate) enum Failure {
     Disconnected,
     /// The provider refused the request with a `nak`.
     Refused(String),
+    /// The buyer fell this many bytes behind the stream (the relay buffer's limit).
+    BufferExceeded(usize),
 }
 
 /// What a waiting buyer receives, in order.
@@ -81,6 +83,25 @@ pub(crate) enum RelayEvent {
     Chunk(ResponseChunk),
     End(ResponseEnd),
     Failed(Failure),
+}
+
+/// Bytes of response relayed to one buyer and not yet taken by them: the relay adds a chunk's size
+/// when it queues the chunk, the buyer's side subtracts it once the bytes are handed to the client
+/// connection. The channel between them is unbounded so a session never waits on a buyer; this
+/// count is what bounds it instead.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Backlog(Arc<AtomicUsize>);
+
+impl Backlog {
+    /// Counts `bytes` more as queued; returns the new total.
+    pub(crate) fn queued(&self, bytes: usize) -> usize {
+        self.0.fetch_add(bytes, Ordering::Relaxed) + bytes
+    }
+
+    /// `bytes` left the pool for the client.
+    pub(crate) fn taken(&self, bytes: usize) {
+        self.0.fetch_sub(bytes, Ordering::Relaxed);
+    }
 }
 
 /// A request dispatched to a provider and not yet ended.
@@ -92,6 +113,8 @@ pub(crate) struct ActiveRequest {
     /// `None` once the buyer is gone (cancelled); the entry then only waits for the end frame so the
     /// usage so far is still recorded.
     pub buyer: Option<mpsc::UnboundedSender<RelayEvent>>,
+    /// What this buyer has been sent and has not taken yet; bounded by `relay_buffer_bytes`.
+    pub backlog: Backlog,
     pub preflight: Option<oneshot::Sender<PreflightAck>>,
     /// Whether `inference_request` was written (before that, cancelling needs no frame).
     pub sent: bool,

@@ -464,3 +464,120 @@ async fn bind_conflict_is_a_clear_error() {
     assert!(matches!(run, Err(hearth_pool::PoolError::Bind { .. })));
     pool.shutdown().await;
 }
+
+/// One SSE event of about `bytes` bytes, numbered so order and completeness can be checked.
+fn big_event(seq: u64, bytes: usize) -> String {
+    format!("data: {seq:08} {}\n\n", "x".repeat(bytes - 17))
+}
+
+#[tokio::test]
+async fn a_buyer_that_stops_reading_is_cut_off_at_the_relay_buffer() {
+    const LIMIT: usize = 256 * 1024;
+    const EVENT: usize = 32 * 1024;
+    let pool = start(PoolConfig { relay_buffer_bytes: LIMIT, ..config() }).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "p", 1).await;
+    // The buyer takes the response head, then reads nothing until told to.
+    let (read_now, go) = tokio::sync::oneshot::channel::<()>();
+    let buyer = tokio::spawn(async move {
+        let resp = post_chat(addr, chat_body(true)).await;
+        assert_eq!(resp.status(), 200);
+        go.await.unwrap();
+        resp.text().await.unwrap()
+    });
+    let req = expect_request(&mut p).await;
+    // Stream until the pool gives up on the buyer; kernel socket buffers absorb several MiB first,
+    // so the cut comes after far more than LIMIT, but it must come.
+    let mut sent = 0u64;
+    let cancel = loop {
+        assert!(
+            sent < 2048,
+            "no cancel_request after {} MiB streamed to a buyer that does not read",
+            sent / 32
+        );
+        p.send(chunk(&req.request_id, sent, big_event(sent, EVENT))).await;
+        sent += 1;
+        if let Some(message) = p.recv_within(Duration::from_millis(1)).await {
+            break message;
+        }
+    };
+    match cancel {
+        CoordinatorMessage::CancelRequest(c) => {
+            assert_eq!(c.request_id, req.request_id);
+            assert_eq!(c.reason, "relay_buffer_exceeded");
+        }
+        other => panic!("expected cancel_request, got {other:?}"),
+    }
+    p.send(end(&req.request_id, EndStatus::Cancelled, sent, Usage::new(10, sent))).await;
+    wait_for(&pool, |s| s.providers[0].active_requests == 0 && s.providers[0].slots_free == 1).await;
+    assert_eq!(pool.usage().requests, 1, "the cancelled job is still in the ledger");
+
+    // Reading now: the events that were relayed, in order and whole, then why the stream ended.
+    read_now.send(()).unwrap();
+    let text = buyer.await.unwrap();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let (relayed, tail) = events.split_last_chunk::<2>().unwrap();
+    assert!(!relayed.is_empty() && (relayed.len() as u64) < sent, "{} of {sent} relayed", relayed.len());
+    for (i, event) in relayed.iter().enumerate() {
+        assert!(format!("{event}\n\n") == big_event(i as u64, EVENT), "event {i} is {:.40}", event);
+    }
+    let error: Value = serde_json::from_str(relayed_tail_data(tail[0])).unwrap();
+    assert_eq!(error["error"]["code"], "relay_buffer_exceeded");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("256 KiB") && message.contains("read the stream"), "{message}");
+    assert_eq!(tail[1], "data: [DONE]");
+    pool.shutdown().await;
+}
+
+fn relayed_tail_data(event: &str) -> &str {
+    event.strip_prefix("data: ").unwrap_or_else(|| panic!("not a data event: {event:.80}"))
+}
+
+#[tokio::test]
+async fn a_buyer_that_reads_gets_a_response_far_larger_than_the_relay_buffer() {
+    const LIMIT: usize = 256 * 1024;
+    const EVENT: usize = 8 * 1024;
+    const EVENTS: u64 = 1024; // 8 MiB
+    let pool = start(PoolConfig { relay_buffer_bytes: LIMIT, ..config() }).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "p", 1).await;
+    let buyer = tokio::spawn(async move { post_chat(addr, chat_body(true)).await.text().await.unwrap() });
+    let req = expect_request(&mut p).await;
+    for seq in 0..EVENTS {
+        p.send(chunk(&req.request_id, seq, big_event(seq, EVENT))).await;
+        // Paced at 64 KiB per millisecond: far faster than any model streams, slow enough that
+        // this single-threaded test lets the buyer's task run between bursts.
+        if seq % 8 == 7 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    p.send(chunk(&req.request_id, EVENTS, SSE_DONE.into())).await;
+    p.send(end(&req.request_id, EndStatus::Complete, EVENTS + 1, Usage::new(10, EVENTS))).await;
+    let text = buyer.await.unwrap();
+    let expected: String =
+        (0..EVENTS).map(|seq| big_event(seq, EVENT)).chain([SSE_DONE.to_string()]).collect();
+    assert!(text == expected, "got {} bytes, expected {}", text.len(), expected.len());
+    assert!(p.recv_within(Duration::from_millis(200)).await.is_none(), "nothing is cancelled");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_non_streamed_answer_larger_than_the_relay_buffer_is_a_clear_502() {
+    let pool = start(PoolConfig { relay_buffer_bytes: 64 * 1024, ..config() }).await;
+    let addr = pool.local_addr();
+    let mut p = FakeProvider::ready(&pool, "p", 1).await;
+    let buyer = tokio::spawn(post_chat(addr, chat_body(false)));
+    let req = expect_request(&mut p).await;
+    p.send(chunk(&req.request_id, 0, "y".repeat(100 * 1024))).await;
+    match p.recv().await {
+        CoordinatorMessage::CancelRequest(c) => assert_eq!(c.reason, "relay_buffer_exceeded"),
+        other => panic!("expected cancel_request, got {other:?}"),
+    }
+    let (status, error) = error_of(buyer.await.unwrap()).await;
+    assert_eq!(status, 502);
+    assert_eq!(error["code"], "relay_buffer_exceeded");
+    assert!(error["message"].as_str().unwrap().contains("stream it"), "{error}");
+    p.send(end(&req.request_id, EndStatus::Cancelled, 1, Usage::new(10, 0))).await;
+    wait_for(&pool, |s| s.providers[0].active_requests == 0).await;
+    pool.shutdown().await;
+}

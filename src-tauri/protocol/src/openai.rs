@@ -299,6 +299,7 @@ pub mod error_code {
     pub const PREFLIGHT_REJECTED: &str = "preflight_rejected";
     pub const PROVIDER_TIMEOUT: &str = "provider_timeout";
     pub const PROVIDER_DISCONNECTED: &str = "provider_disconnected";
+    pub const RELAY_BUFFER_EXCEEDED: &str = "relay_buffer_exceeded";
 }
 
 impl ApiError {

@@ -69,6 +69,26 @@ impl HttpError {
                 Self::provider_error("the provider disconnected before the response was complete")
             }
             Failure::Refused(message) => Self::provider_error(message.clone()),
+            Failure::BufferExceeded(limit) => {
+                let limit = human_bytes(*limit);
+                let message = if streaming {
+                    format!(
+                        "the response was cancelled: the client fell more than {limit} behind the \
+                         stream; read the stream as it arrives"
+                    )
+                } else {
+                    format!(
+                        "the response was cancelled: it outgrew the pool's {limit} relay buffer; \
+                         ask for a shorter answer (max_tokens) or stream it (\"stream\": true)"
+                    )
+                };
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_error",
+                    error_code::RELAY_BUFFER_EXCEEDED,
+                    message,
+                )
+            }
         }
     }
 
@@ -127,5 +147,14 @@ impl From<RouteError> for HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         (self.status, [(header::CONTENT_TYPE, "application/json")], self.error.to_body()).into_response()
+    }
+}
+
+/// `16 MiB`, `64 KiB`, `900 bytes`.
+fn human_bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
     }
 }

@@ -84,7 +84,10 @@ fn events(
                         next_seq += 1;
                         started = true;
                         done_sent |= is_done(&data);
+                        let len = data.len();
                         yield Ok(Bytes::from(data));
+                        // Counted as taken only once the connection asked for more after it.
+                        dispatch.backlog.taken(len);
                     }
                 }
                 Next::Relay(Some(RelayEvent::End(end))) => {
