@@ -258,9 +258,7 @@ fn writer_end(
         Ok(WriterExit::Timeout) => {
             SessionEnd::Lost { reason: "a write to the coordinator missed its deadline".into() }
         }
-        Ok(WriterExit::Failed(e)) => {
-            SessionEnd::Lost { reason: format!("writing to the coordinator failed: {e}") }
-        }
+        Ok(WriterExit::Failed(e)) => SessionEnd::Lost { reason: e },
         Err(e) => SessionEnd::Lost { reason: format!("the writer task failed: {e}") },
     }
 }

@@ -15,6 +15,7 @@ pub mod connect;
 mod drain;
 mod handler;
 pub mod heartbeat;
+mod link_error;
 pub mod receiver;
 pub mod writer;
 
@@ -300,9 +301,14 @@ async fn run_session(
     let fd = connected.fd;
     let (sink, stream) = connected.socket.split();
     let (inbound_tx, mut inbound) = mpsc::unbounded_channel();
-    let receiver = tokio::spawn(receiver::run(stream, inbound_tx));
+    let receiver = tokio::spawn(receiver::run(stream, inbound_tx, shared.config.tcp_user_timeout));
     let (outbox, outbox_rx) = Outbox::new();
-    let mut writer = tokio::spawn(writer::run(sink, outbox_rx, shared.config.write_timeout));
+    let mut writer = tokio::spawn(writer::run(
+        sink,
+        outbox_rx,
+        shared.config.write_timeout,
+        shared.config.tcp_user_timeout,
+    ));
     let flags = Arc::new(SessionFlags::default());
     let relay = Relay::new(shared.clone(), flags.clone(), outbox.clone());
     let mut ctx = handler::Handler::new(shared.clone(), flags.clone(), relay.clone(), outbox.clone(), probe);

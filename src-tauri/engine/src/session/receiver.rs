@@ -2,12 +2,15 @@
 //! unbounded queue and read the next one, so no slow handler can ever back TCP up and get the
 //! provider dropped by the coordinator.
 
+use std::time::Duration;
+
 use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::connect::Socket;
+use super::link_error;
 
 /// What the receiver hands the handler.
 #[derive(Debug)]
@@ -17,7 +20,12 @@ pub enum Inbound {
     Ended(Option<String>),
 }
 
-pub async fn run(mut stream: SplitStream<Socket>, queue: mpsc::UnboundedSender<Inbound>) {
+/// `user_timeout` (the socket's `TCP_USER_TIMEOUT`) only words the error when the link dies.
+pub async fn run(
+    mut stream: SplitStream<Socket>,
+    queue: mpsc::UnboundedSender<Inbound>,
+    user_timeout: Duration,
+) {
     while let Some(next) = stream.next().await {
         match next {
             Ok(frame) => {
@@ -26,7 +34,8 @@ pub async fn run(mut stream: SplitStream<Socket>, queue: mpsc::UnboundedSender<I
                 }
             }
             Err(e) => {
-                let _ = queue.send(Inbound::Ended(Some(e.to_string())));
+                let _ =
+                    queue.send(Inbound::Ended(Some(link_error::describe(&e, "reading from", user_timeout))));
                 return;
             }
         }

@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::connect::Socket;
+use super::link_error;
 
 /// Frames written in one go before a flush.
 const BATCH: usize = 64;
@@ -90,7 +91,7 @@ pub enum WriterExit {
     Idle,
     /// A write or flush missed its deadline.
     Timeout,
-    /// The socket failed.
+    /// The socket failed; the text says how, for the provider's status.
     Failed(String),
 }
 
@@ -98,25 +99,26 @@ pub async fn run(
     mut sink: SplitSink<Socket, Message>,
     mut rx: OutboxReceiver,
     write_timeout: Duration,
+    user_timeout: Duration,
 ) -> WriterExit {
     loop {
         let Some(first) = rx.next().await else { return WriterExit::Idle };
         let mut closing = matches!(first, Message::Close(_));
-        if let Err(exit) = feed(&mut sink, first, write_timeout).await {
+        if let Err(exit) = feed(&mut sink, first, write_timeout, user_timeout).await {
             return exit;
         }
         let mut batched = 1;
         while !closing && batched < BATCH {
             let Some(next) = rx.try_next() else { break };
             closing = matches!(next, Message::Close(_));
-            if let Err(exit) = feed(&mut sink, next, write_timeout).await {
+            if let Err(exit) = feed(&mut sink, next, write_timeout, user_timeout).await {
                 return exit;
             }
             batched += 1;
         }
         match tokio::time::timeout(write_timeout, sink.flush()).await {
             Err(_) => return WriterExit::Timeout,
-            Ok(Err(e)) => return WriterExit::Failed(e.to_string()),
+            Ok(Err(e)) => return WriterExit::Failed(link_error::describe(&e, "writing to", user_timeout)),
             Ok(Ok(())) => {}
         }
         if closing {
@@ -129,10 +131,11 @@ async fn feed(
     sink: &mut SplitSink<Socket, Message>,
     message: Message,
     write_timeout: Duration,
+    user_timeout: Duration,
 ) -> Result<(), WriterExit> {
     match tokio::time::timeout(write_timeout, sink.feed(message)).await {
         Err(_) => Err(WriterExit::Timeout),
-        Ok(Err(e)) => Err(WriterExit::Failed(e.to_string())),
+        Ok(Err(e)) => Err(WriterExit::Failed(link_error::describe(&e, "writing to", user_timeout))),
         Ok(Ok(())) => Ok(()),
     }
 }
