@@ -1,5 +1,5 @@
 //! The real `hearth serve` process against the real local pool through injected faults: latency
-//! with jitter, a bandwidth limit, a connection cut mid-stream, a blackhole (half-open TCP), a
+//! with jitter, a bandwidth limit, bursty packet loss, a connection cut mid-stream, a blackhole (half-open TCP), a
 //! coordinator stall (SIGSTOP) and a coordinator kill -9 with restart. For each: the provider
 //! notices within its deadline, reconnects with backoff, ends the cut job as `lost` with a reason,
 //! keeps every ledger row, and is serving again. See `harness/mod.rs` for the rig.
@@ -207,6 +207,34 @@ async fn the_provider_survives_injected_faults_and_keeps_every_ledger_row() {
     assert_eq!(rig.reconnects().await, before, "a slow link must not cost a reconnect");
     rig.table.entry("bandwidth 128 kbit/s").or_default().note =
         format!("no disconnect; {} kB stream in {:.1} s", b.body.len() / 1000, took.as_secs_f64());
+
+    // 2b. Packet loss: the link drops every packet, both ways, for 150 ms of every 500 ms while
+    // requests run (no netem here, so bursts of blackholing stand in for it). TCP retransmits
+    // through it: slower, never disconnected, every job complete.
+    {
+        let before = rig.reconnects().await;
+        let (sent_before, retrans_before) = rig.ns.tcp_segments();
+        let lossy = rig.ns.lossy(Duration::from_millis(150), Duration::from_millis(500));
+        let took = rig.serve_ok(5).await;
+        let job = rig.start_stream("token_delay_ms=20", 200).await;
+        let b = tokio::time::timeout(Duration::from_secs(90), job).await.expect("stream stuck").unwrap();
+        let outages = lossy.heal();
+        assert!(b.complete, "stream over a lossy link failed: {}", tail(&b.body, 3));
+        rig.completed.push(b.request_id.unwrap());
+        let (sent, retrans) = rig.ns.tcp_segments();
+        let (sent, retrans) = (sent - sent_before, retrans - retrans_before);
+        // Proof the loss overlapped the traffic. (TCP counts only retransmits that left the host;
+        // sends refused by the local blackhole are retried silently, so this count is a floor.)
+        assert!(outages >= 3, "only {outages} outages while the requests ran");
+        assert_eq!(rig.reconnects().await, before, "packet loss must not cost a reconnect");
+        let (p50, max) = p50_max(&took);
+        rig.table.entry("loss 30 % (150 ms of 500 ms)").or_default().note = format!(
+            "no disconnect; {outages} outages, {retrans} of {sent} segments retransmitted; \
+             request p50 {:.0} ms, max {:.0} ms",
+            p50 * 1e3,
+            max * 1e3
+        );
+    }
 
     // 3. Connection cut mid-stream (the proxy closes both sides and refuses connects for 1.5 s).
     for _ in 0..3 {

@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use noxious::proxy::{ProxyConfig, ProxyRunner, Runner, Toxics};
@@ -109,6 +111,48 @@ impl NetNs {
         self.exec_ok(&["ip", "route", verb, "blackhole", &format!("{}/32", self.root_ip)]);
     }
 
+    /// Packet loss without netem (this kernel has none): the link drops every packet, both ways,
+    /// for `drop_for` out of every `period`, until the returned guard is dropped. Bursty loss like
+    /// a flaky Wi-Fi link; TCP sees it as lost segments and retransmits them.
+    pub fn lossy(&self, drop_for: Duration, period: Duration) -> LossyLink {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ns_ip, root_ip, name) = (self.ns_ip.clone(), self.root_ip.clone(), self.name.clone());
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut outages = 0;
+            let route = |verb: &str| {
+                run("ip", &["route", verb, "blackhole", &format!("{ns_ip}/32")]);
+                run(
+                    "ip",
+                    &["netns", "exec", &name, "ip", "route", verb, "blackhole", &format!("{root_ip}/32")],
+                );
+            };
+            while !flag.load(Ordering::Relaxed) {
+                route("add");
+                std::thread::sleep(drop_for);
+                route("del");
+                outages += 1;
+                std::thread::sleep(period.saturating_sub(drop_for));
+            }
+            outages
+        });
+        LossyLink { stop, thread: Some(thread) }
+    }
+
+    /// The namespace's TCP counters: (segments sent, segments retransmitted).
+    pub fn tcp_segments(&self) -> (u64, u64) {
+        let out =
+            Command::new("ip").args(["netns", "exec", &self.name, "cat", "/proc/net/snmp"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+        let field = |want: &str| {
+            let i = names.split_whitespace().position(|n| n == want).unwrap();
+            values.split_whitespace().nth(i).unwrap().parse::<u64>().unwrap()
+        };
+        (field("OutSegs"), field("RetransSegs"))
+    }
+
     /// Limits the provider's upload (its response chunks) with a token bucket, or removes it.
     pub fn rate_limit(&self, rate: Option<&str>) {
         match rate {
@@ -135,6 +179,29 @@ impl NetNs {
         run_quiet("ip", &["route", "del", "blackhole", &format!("{}/32", self.ns_ip)]);
         run_quiet("ip", &["link", "del", &self.root_dev]);
         run_quiet("ip", &["netns", "del", &self.name]);
+    }
+}
+
+/// A link dropping packets in bursts (see [`NetNs::lossy`]); healthy again once dropped.
+pub struct LossyLink {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u32>>,
+}
+
+impl LossyLink {
+    /// Heals the link; returns how many outages there were.
+    pub fn heal(mut self) -> u32 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().map(|t| t.join().unwrap()).unwrap_or(0)
+    }
+}
+
+impl Drop for LossyLink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
