@@ -272,54 +272,10 @@ pub fn certs(dir: &Path, ips: &[&str]) -> Certs {
     Certs { cert, key }
 }
 
-/// A child process, SIGKILLed when dropped, with stderr in a log file.
-pub struct Proc {
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl Proc {
-    pub fn spawn(mut cmd: Command, log: PathBuf) -> Self {
-        let file = std::fs::File::create(&log).unwrap();
-        let child = cmd.stdout(Stdio::null()).stderr(file).spawn().expect("cannot start process");
-        Self { child, log }
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-
-    pub fn kill9(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// (VmHWM, VmRSS) in KiB from /proc.
-    pub fn memory_kib(&self) -> (u64, u64) {
-        memory_kib(self.child.id())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-// The process-memory reader is the one the other real-process tests use.
+// Child processes and their memory are handled as in the other real-process tests.
 #[path = "../common/mod.rs"]
 mod common;
-pub use common::memory_kib;
+pub use common::{memory_kib, Proc};
 
 /// `hearth pool` on loopback with TLS (so the provider may reach it from its namespace).
 pub struct TlsPool {
