@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -275,7 +275,7 @@ pub fn certs(dir: &Path, ips: &[&str]) -> Certs {
 // Child processes and their memory are handled as in the other real-process tests.
 #[path = "../common/mod.rs"]
 mod common;
-pub use common::{memory_kib, Proc};
+pub use common::Proc;
 
 /// `hearth pool` on loopback with TLS (so the provider may reach it from its namespace).
 pub struct TlsPool {
