@@ -90,9 +90,33 @@ before(async () => {
   session = created.sessionId;
 });
 
+/** Our app processes: this binary, started with this test's HEARTH_HOME (other runs may share it). */
+function ourAppPids() {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        const argv0 = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0];
+        const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+        return argv0 === appBin && env.includes(`HEARTH_HOME=${home}`);
+      } catch {
+        return false; // gone meanwhile, or not ours to read
+      }
+    })
+    .map(Number);
+}
+
 after(async () => {
   if (session) await wd("DELETE", `/session/${session}`).catch(() => {});
   driver?.kill("SIGTERM");
+  // A menu-bar app outlives its window by design, and WebKitWebDriver does not always take it down
+  // with the session. A survivor holds the test runner's output pipe open and the run never ends.
+  await sleep(1000);
+  for (const pid of ourAppPids()) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
   await pool?.proc.stop();
 });
 
