@@ -44,8 +44,19 @@ pub struct GgufModel {
 
 fn open(path: &Path) -> Result<(File, gguf_file::Content), LoadError> {
     let mut f = File::open(path).map_err(|e| LoadError::io(path, e))?;
-    let ct = gguf_file::Content::read(&mut f)
+    let mut ct = gguf_file::Content::read(&mut f)
         .map_err(|e| LoadError::invalid(path, format!("not a readable GGUF file: {e}")))?;
+    // The embedded llama.cpp vocabulary (262k token strings and scores for Gemma 3) is unused: the
+    // tokenizer comes from tokenizer.json. Free it before the weights are read, not after.
+    ct.metadata.retain(|k, _| {
+        !matches!(
+            k.as_str(),
+            "tokenizer.ggml.tokens"
+                | "tokenizer.ggml.scores"
+                | "tokenizer.ggml.token_type"
+                | "tokenizer.ggml.merges"
+        )
+    });
     Ok((f, ct))
 }
 
@@ -221,7 +232,7 @@ fn read_blocks<T: GgmlType + 'static>(
     dims: Vec<usize>,
 ) -> candle_core::Result<QTensor> {
     let elems: usize = dims.iter().product();
-    if elems % T::BLCK_SIZE != 0 {
+    if !elems.is_multiple_of(T::BLCK_SIZE) {
         candle_core::bail!("{elems} values are not whole {:?} blocks", T::DTYPE)
     }
     let mut blocks = vec![T::zeros(); elems / T::BLCK_SIZE];
@@ -244,7 +255,7 @@ fn read_blocks<T: GgmlType + 'static>(
 /// 34 bytes per block instead of 22 on those tensors (about +23 MB for Gemma 3 270M).
 fn q5_0_as_q8_0(file: &mut File, start: u64, dims: Vec<usize>) -> candle_core::Result<QTensor> {
     let elems: usize = dims.iter().product();
-    if elems % Q5_0_VALUES != 0 {
+    if !elems.is_multiple_of(Q5_0_VALUES) {
         candle_core::bail!("{elems} values are not whole Q5_0 blocks")
     }
     let mut raw = vec![0u8; elems / Q5_0_VALUES * Q5_0_BYTES];
