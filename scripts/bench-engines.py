@@ -31,7 +31,9 @@ def hearth_bench(hearth, model, args, extra=()):
     cmd = [hearth, "bench", "--model", model, "--engine", "cpu", "--json",
            "--prompt-tokens", str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens),
            "--runs", str(args.runs), *extra]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    # candle sizes its pools from RAYON_NUM_THREADS: the same thread count as the peer gets.
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     r = json.loads(out.strip().splitlines()[-1])
     return {"prompt_tps": r["prompt_tps"], "generation_tps": r["generation_tps"],
             "prompt_tokens": r["prompt_tokens"], "peak_rss_bytes": r["peak_rss_bytes"]}
@@ -52,7 +54,8 @@ def llama_cpp_bench(gguf, args):
     from llama_cpp import Llama
     import numpy as np
 
-    llm = Llama(gguf, n_ctx=1024, n_threads=os.cpu_count(), n_batch=512, verbose=False, logits_all=False)
+    llm = Llama(gguf, n_ctx=1024, n_threads=args.threads, n_threads_batch=args.threads, n_batch=512,
+                verbose=False, logits_all=False)
     ids = llm.tokenize(prompt_text(args.prompt_tokens).encode(), add_bos=False, special=False)
     prefill, decode = [], []
     for _ in range(args.runs):
@@ -113,6 +116,8 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--gen-tokens", type=int, default=64)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=os.cpu_count(),
+                    help="threads for every engine (llama.cpp's n_threads/n_threads_batch, candle's pool)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -129,13 +134,14 @@ def main():
 
     report = []
     print(f"{'model':28} {'peer':14} {'hearth pp':>10} {'peer pp':>10} {'ratio':>6} "
-          f"{'hearth tg':>10} {'peer tg':>10} {'ratio':>6} {'hearth RSS/weights':>19}")
+          f"{'hearth tg':>10} {'peer tg':>10} {'ratio':>6} {'hearth RSS/weights':>19} {'peer RSS MiB':>13}")
     for model, peer, h, p, w in rows:
         pp = h["prompt_tps"] / p["prompt_tps"]
         tg = h["generation_tps"] / p["generation_tps"]
         rss = (h["peak_rss_bytes"] or 0) / w
+        peer_rss = (p["peak_rss_bytes"] or 0) / 2**20
         print(f"{model:28} {peer:14} {h['prompt_tps']:10.1f} {p['prompt_tps']:10.1f} {pp:6.2f} "
-              f"{h['generation_tps']:10.1f} {p['generation_tps']:10.1f} {tg:6.2f} {rss:19.2f}")
+              f"{h['generation_tps']:10.1f} {p['generation_tps']:10.1f} {tg:6.2f} {rss:19.2f} {peer_rss:13.0f}")
         report.append({"model": model, "peer": peer, "hearth": h, "peer_result": p,
                        "prompt_ratio": pp, "generation_ratio": tg, "weights_bytes": w,
                        "hearth_rss_over_weights": rss})

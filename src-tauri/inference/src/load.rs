@@ -129,9 +129,12 @@ pub type CpuEngine = LocalEngine<cpu::decoder::Decoder>;
 pub fn load_cpu(spec: &EngineSpec) -> Result<Arc<CpuEngine>, LoadError> {
     let path = &spec.model_path;
     if is_gguf(path) {
-        let model = cpu::gguf::load(path)?;
+        // The tokenizer first: parsing it is the load's biggest transient, and it should not sit
+        // on top of the resident weights.
+        let info = cpu::gguf::inspect(path)?;
         let tok_dir = cpu::gguf::tokenizer_dir(path, spec.tokenizer_dir.as_deref());
-        let codec = codec_from_dir(&tok_dir, &model.info.architecture, model.info.eos_token_id)?;
+        let codec = codec_from_dir(&tok_dir, &info.architecture, info.eos_token_id)?;
+        let model = cpu::gguf::load(path)?;
         let max_context =
             spec.max_context.unwrap_or(model.info.context_length).min(model.info.context_length);
         let descriptor = ModelDescriptor {

@@ -9,11 +9,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
+use tokenizers::models::bpe::BPE;
 use tokenizers::normalizers::unicode::NFC;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-use tokenizers::{SplitDelimiterBehavior, Tokenizer};
+use tokenizers::{
+    AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
+    SplitDelimiterBehavior, Tokenizer,
+};
 
 use crate::detok::Decode;
 use crate::error::LoadError;
@@ -58,7 +62,7 @@ impl TextCodec {
         model_type: &str,
         eos_ids: &[u32],
     ) -> Result<Self, LoadError> {
-        let mut tokenizer = Tokenizer::from_bytes(tokenizer_json).map_err(|e| {
+        let mut tokenizer = parse_tokenizer(tokenizer_json).map_err(|e| {
             LoadError::invalid(tokenizer_path, format!("not a tokenizer this build can read: {e}"))
         })?;
         apply_family_rules(&mut tokenizer, model_type).map_err(|e| LoadError::invalid(tokenizer_path, e))?;
@@ -172,6 +176,152 @@ fn apply_family_rules(tokenizer: &mut Tokenizer, model_type: &str) -> Result<(),
         tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![split.into(), byte_level.into()])));
     }
     Ok(())
+}
+
+/// Parses a tokenizer.json. tokenizers' own deserializer buffers the whole `model` object twice
+/// (serde's untagged-enum buffering, then a `serde_json::Value`) before building the model; for
+/// Gemma 3's 262k-token, 515k-merge BPE that transient was ~350 MB, more than the model's weights,
+/// and it set the process's peak memory. So a BPE model is deserialized straight into its
+/// vocabulary and merges here, and the file's other (small) sections go through tokenizers one by
+/// one, assembled the way its own deserializer does. Anything else takes tokenizers' own path.
+pub fn parse_tokenizer(json: &[u8]) -> tokenizers::Result<Tokenizer> {
+    match lean_bpe_tokenizer(json) {
+        Some(t) => Ok(t),
+        None => Tokenizer::from_bytes(json),
+    }
+}
+
+/// `None` when the file is not a BPE tokenizer in the shape this understands.
+pub fn lean_bpe_tokenizer(json: &[u8]) -> Option<Tokenizer> {
+    let Sections { model, mut rest } = serde_json::from_slice(json).ok()?;
+    let m = model?;
+    if m.kind.as_deref().is_some_and(|k| k != "BPE") {
+        return None;
+    }
+    let mut merges = Vec::with_capacity(m.merges.len());
+    for merge in m.merges {
+        merges.push(match merge {
+            Merge::Pair(a, b) => (a, b),
+            // The legacy "a b" form, split as tokenizers splits it (exactly one space).
+            Merge::Legacy(line) => {
+                let (a, b) = line.split_once(' ')?;
+                if b.contains(' ') {
+                    return None;
+                }
+                (a.to_string(), b.to_string())
+            }
+        });
+    }
+    let mut b = BPE::builder().vocab_and_merges(m.vocab, merges);
+    if let Some(p) = m.dropout {
+        b = b.dropout(p);
+    }
+    if let Some(t) = m.unk_token {
+        b = b.unk_token(t);
+    }
+    if let Some(p) = m.continuing_subword_prefix {
+        b = b.continuing_subword_prefix(p);
+    }
+    if let Some(s) = m.end_of_word_suffix {
+        b = b.end_of_word_suffix(s);
+    }
+    if let Some(f) = m.fuse_unk {
+        b = b.fuse_unk(f);
+    }
+    if let Some(f) = m.byte_fallback {
+        b = b.byte_fallback(f);
+    }
+    if let Some(f) = m.ignore_merges {
+        b = b.ignore_merges(f);
+    }
+    let mut tokenizer = Tokenizer::new(b.build().ok()?);
+
+    fn take<T: serde::de::DeserializeOwned>(
+        rest: &mut serde_json::Map<String, Value>,
+        key: &str,
+    ) -> Option<Option<T>> {
+        match rest.remove(key) {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => serde_json::from_value(v).ok().map(Some),
+        }
+    }
+    if let Some(v) = rest.remove("version") {
+        if v.as_str() != Some("1.0") {
+            return None;
+        }
+    }
+    tokenizer.with_truncation(take(&mut rest, "truncation")?).ok()?;
+    tokenizer.with_padding(take(&mut rest, "padding")?);
+    tokenizer.with_normalizer(take::<NormalizerWrapper>(&mut rest, "normalizer")?).ok()?;
+    tokenizer.with_pre_tokenizer(take::<PreTokenizerWrapper>(&mut rest, "pre_tokenizer")?);
+    tokenizer.with_post_processor(take::<PostProcessorWrapper>(&mut rest, "post_processor")?);
+    tokenizer.with_decoder(take::<DecoderWrapper>(&mut rest, "decoder")?);
+    // Added tokens last, against the real model, as tokenizers does (their ids come from it).
+    let added: Vec<AddedTokenWithId> = take(&mut rest, "added_tokens")?.unwrap_or_default();
+    tokenizer.add_tokens(added.into_iter().map(|t| t.token)).ok()?;
+    Some(tokenizer)
+}
+
+/// A tokenizer.json split into its model, deserialized as a BPE, and everything else.
+struct Sections {
+    model: Option<BpeSection>,
+    rest: serde_json::Map<String, Value>,
+}
+
+impl<'de> serde::Deserialize<'de> for Sections {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Sections;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a tokenizer.json object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Sections, A::Error> {
+                let mut s = Sections { model: None, rest: serde_json::Map::new() };
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "model" {
+                        s.model = Some(map.next_value()?);
+                    } else {
+                        let v: Value = map.next_value()?;
+                        s.rest.insert(key, v);
+                    }
+                }
+                Ok(s)
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct BpeSection {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    dropout: Option<f32>,
+    unk_token: Option<String>,
+    continuing_subword_prefix: Option<String>,
+    end_of_word_suffix: Option<String>,
+    fuse_unk: Option<bool>,
+    byte_fallback: Option<bool>,
+    ignore_merges: Option<bool>,
+    vocab: tokenizers::models::bpe::Vocab,
+    merges: Vec<Merge>,
+}
+
+/// One merge: `["a", "b"]`, or the legacy `"a b"`. (Untagged per entry, so serde buffers one
+/// small entry at a time, not the whole list.)
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Merge {
+    Pair(String, String),
+    Legacy(String),
+}
+
+#[derive(serde::Deserialize)]
+struct AddedTokenWithId {
+    // The entry's `id` is not read: tokenizers too takes the id the model (or the order) gives.
+    #[serde(flatten)]
+    token: AddedToken,
 }
 
 /// Reads a tokenizer.json that may be xz-compressed (`.xz`), as the Gemma fixture ships it.
