@@ -29,6 +29,8 @@ pub enum LoadError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("the `{engine}` engine cannot run here: {reason}")]
     EngineUnavailable { engine: String, reason: String },
+    #[error("this build of Hearth has no `{0}` engine (compiled without the `{0}` feature)")]
+    BackendNotBuilt(&'static str),
 }
 
 impl LoadError {
@@ -51,6 +53,7 @@ impl From<LoadError> for EngineError {
     }
 }
 
+#[cfg(feature = "cpu")]
 impl From<candle_core::Error> for LoadError {
     fn from(e: candle_core::Error) -> Self {
         LoadError::Weights(e.to_string())

@@ -10,12 +10,13 @@
 //! - [`model_dir`] reads and validates mlx-community model directories; [`text`] owns tokenizer,
 //!   chat template ([`template`]) and EOS ids; [`sampling`], [`detok`] and [`stop`] are the pieces of
 //!   the loop in [`generate`], which every local backend runs through [`generate::ForwardModel`].
-//! - Backends: [`cpu`] (candle; model directories and GGUF), [`loopback`] (a local
-//!   OpenAI-compatible server), `mlx` (macOS only), [`scripted`] (test double).
+//! - Backends: `cpu` (candle, behind the default `cpu` feature; model directories and GGUF),
+//!   [`loopback`] (a local OpenAI-compatible server), `mlx` (macOS only), [`scripted`] (test double).
 //! - [`load`] picks and loads one ([`load_engine`]) and inspects models ([`inspect_model`]);
 //!   [`bench`] measures one.
 
 pub mod bench;
+#[cfg(feature = "cpu")]
 pub mod cpu;
 pub mod detok;
 pub mod error;

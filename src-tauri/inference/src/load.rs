@@ -5,14 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cpu;
+#[cfg(feature = "cpu")]
+pub use crate::cpu::{inspect_gguf, load_cpu, CpuEngine};
 use crate::error::LoadError;
-use crate::generate::{GenerateOptions, LocalEngine, DEFAULT_PREFILL_CHUNK};
 use crate::job::{Engine, ModelDescriptor};
 use crate::loopback::LoopbackEngine;
 use crate::model_dir::{dir_name, ModelDir};
 use crate::scripted::ScriptedEngine;
-use crate::text::{read_tokenizer_file, TextCodec};
 
 /// Which backend runs the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +56,7 @@ impl EngineSpec {
         Self { model_path: model_path.into(), engine, model_id: None, max_context: None, tokenizer_dir: None }
     }
 
-    fn id_or(&self, default: impl FnOnce() -> String) -> String {
+    pub(crate) fn id_or(&self, default: impl FnOnce() -> String) -> String {
         self.model_id.clone().unwrap_or_else(default)
     }
 }
@@ -109,6 +108,23 @@ pub fn load_engine(spec: &EngineSpec) -> Result<Arc<dyn Engine>, LoadError> {
     }
 }
 
+/// Stand-ins for a build without candle (the `cpu` feature off, as in the fuzz targets): asking for
+/// the cpu engine or a GGUF file says so instead of failing to compile or misreading the file.
+#[cfg(not(feature = "cpu"))]
+mod no_cpu {
+    use super::*;
+
+    pub(super) fn load_cpu(_spec: &EngineSpec) -> Result<Arc<dyn Engine>, LoadError> {
+        Err(LoadError::BackendNotBuilt("cpu"))
+    }
+
+    pub(super) fn inspect_gguf(_path: &Path) -> Result<ModelInfo, LoadError> {
+        Err(LoadError::BackendNotBuilt("cpu"))
+    }
+}
+#[cfg(not(feature = "cpu"))]
+use no_cpu::{inspect_gguf, load_cpu};
+
 #[cfg(target_os = "macos")]
 fn load_mlx(spec: &EngineSpec) -> Result<Arc<dyn Engine>, LoadError> {
     crate::mlx::load(spec)
@@ -122,88 +138,8 @@ fn load_mlx(_spec: &EngineSpec) -> Result<Arc<dyn Engine>, LoadError> {
     })
 }
 
-/// The CPU engine, concretely typed (tests and the bench reach its runner).
-pub type CpuEngine = LocalEngine<cpu::decoder::Decoder>;
-
-/// Loads a model directory or GGUF file on the CPU backend.
-pub fn load_cpu(spec: &EngineSpec) -> Result<Arc<CpuEngine>, LoadError> {
-    let path = &spec.model_path;
-    if is_gguf(path) {
-        // The tokenizer first: parsing it is the load's biggest transient, and it should not sit
-        // on top of the resident weights.
-        let info = cpu::gguf::inspect(path)?;
-        let tok_dir = cpu::gguf::tokenizer_dir(path, spec.tokenizer_dir.as_deref());
-        let codec = codec_from_dir(&tok_dir, &info.architecture, info.eos_token_id)?;
-        let model = cpu::gguf::load(path)?;
-        let max_context =
-            spec.max_context.unwrap_or(model.info.context_length).min(model.info.context_length);
-        let descriptor = ModelDescriptor {
-            model_id: spec.id_or(|| dir_name(path)),
-            params_b: model.info.params as f64 / 1e9,
-            max_context_tokens: max_context as u64,
-            engine: "cpu".into(),
-            throughput_tps_estimate: cpu_tps_estimate(model.info.params, 0.6),
-        };
-        let options = GenerateOptions { prefill_chunk: DEFAULT_PREFILL_CHUNK, max_context };
-        return Ok(Arc::new(LocalEngine::new(descriptor, codec, model.decoder, options)));
-    }
-    let dir = ModelDir::open(path)?;
-    dir.check_supported("cpu")?;
-    let codec = TextCodec::from_model_dir(&dir)?;
-    let decoder = cpu::load_mlx_dir(&dir)?;
-    let model_max = dir.config.max_position_embeddings;
-    let max_context = spec.max_context.unwrap_or(model_max).min(model_max);
-    let params = dir.config.params_estimate();
-    let descriptor = ModelDescriptor {
-        model_id: spec.id_or(|| dir.name()),
-        params_b: params as f64 / 1e9,
-        max_context_tokens: max_context as u64,
-        engine: "cpu".into(),
-        throughput_tps_estimate: cpu_tps_estimate(params, 4.0),
-    };
-    let options = GenerateOptions { prefill_chunk: DEFAULT_PREFILL_CHUNK, max_context };
-    Ok(Arc::new(LocalEngine::new(descriptor, codec, decoder, options)))
-}
-
-fn is_gguf(path: &Path) -> bool {
+pub(crate) fn is_gguf(path: &Path) -> bool {
     path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
-}
-
-/// Decode is memory-bound: ~10 GB/s of effective bandwidth over the weights' bytes per token.
-fn cpu_tps_estimate(params: u64, bytes_per_param: f64) -> f64 {
-    (10e9 / (params.max(1) as f64 * bytes_per_param)).clamp(0.1, 1000.0)
-}
-
-/// A tokenizer directory that is not a full model directory (GGUF companions).
-fn codec_from_dir(dir: &Path, model_type: &str, eos: Option<u32>) -> Result<TextCodec, LoadError> {
-    let plain = dir.join("tokenizer.json");
-    let xz = dir.join("tokenizer.json.xz");
-    let tok_path = if plain.is_file() {
-        plain
-    } else if xz.is_file() {
-        xz
-    } else {
-        return Err(LoadError::MissingFile {
-            path: plain,
-            hint: "a GGUF model needs its Hugging Face tokenizer.json (or tokenizer.json.xz) and tokenizer_config.json beside it, or in the spec's tokenizer_dir".into(),
-        });
-    };
-    let bytes = read_tokenizer_file(&tok_path)?;
-    let tc_path = dir.join("tokenizer_config.json");
-    let config = match std::fs::read_to_string(&tc_path) {
-        Ok(t) => serde_json::from_str(&t).map_err(|e| LoadError::invalid(&tc_path, e))?,
-        Err(_) => serde_json::Value::Null,
-    };
-    let template = std::fs::read_to_string(dir.join("chat_template.jinja")).ok();
-    let family = if model_type == "gemma3" { "gemma3_text" } else { model_type };
-    TextCodec::from_parts(
-        &bytes,
-        &tok_path,
-        &config,
-        template.as_deref(),
-        family,
-        &eos.into_iter().collect::<Vec<_>>(),
-    )
 }
 
 /// Model storage format.
@@ -254,28 +190,7 @@ impl ModelInfo {
 /// Reads a model directory's or GGUF file's metadata.
 pub fn inspect_model(path: &Path) -> Result<ModelInfo, LoadError> {
     if is_gguf(path) {
-        let info = cpu::gguf::inspect(path)?;
-        let size = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?.len();
-        let tok_dir = cpu::gguf::tokenizer_dir(path, None);
-        return Ok(ModelInfo {
-            model_id: dir_name(path),
-            path: path.to_path_buf(),
-            format: ModelFormat::Gguf,
-            cpu_supported: if cpu::gguf::SUPPORTED_GGUF_ARCHS.contains(&info.architecture.as_str()) {
-                Ok(())
-            } else {
-                Err(format!("GGUF architecture `{}` is not supported", info.architecture))
-            },
-            family: info.architecture,
-            quant_bits: None,
-            quant_group_size: None,
-            gguf_type: Some(info.main_dtype),
-            params: info.params,
-            size_on_disk: size,
-            max_context: info.context_length,
-            kv_bytes_per_token: 0,
-            has_chat_template: tok_dir.join("tokenizer_config.json").is_file(),
-        });
+        return inspect_gguf(path);
     }
     let dir = ModelDir::open(path)?;
     let c = &dir.config;

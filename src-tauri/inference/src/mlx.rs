@@ -17,12 +17,11 @@ use mlx_rs::error::Exception;
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use mlx_rs::{ops, transforms, Array, Dtype};
 
-use crate::cpu::decoder::inv_freqs;
 use crate::error::LoadError;
 use crate::generate::{ForwardModel, GenerateOptions, LocalEngine, ModelRunner, DEFAULT_PREFILL_CHUNK};
 use crate::job::{Engine, EngineError, ModelDescriptor};
 use crate::load::EngineSpec;
-use crate::model_dir::{ModelDir, RopeConfig, RopeScaling};
+use crate::model_dir::{inv_freqs, ModelDir, RopeConfig, RopeScaling};
 use crate::text::TextCodec;
 
 type MlxResult<T> = Result<T, Exception>;

@@ -70,6 +70,35 @@ pub enum RopeScaling {
     },
 }
 
+/// Rope inverse frequencies, with Llama 3 frequency-dependent scaling applied. Shared by the cpu and
+/// mlx backends, so it lives here rather than behind either one's build.
+pub fn inv_freqs(r: &RopeConfig, head_dim: usize) -> Vec<f32> {
+    let half = head_dim / 2;
+    (0..half)
+        .map(|i| {
+            let inv = 1.0 / r.theta.powf((2 * i) as f64 / head_dim as f64);
+            let inv = match r.scaling {
+                RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position } => {
+                    let wavelen = 2.0 * std::f64::consts::PI / inv;
+                    let low_wavelen = original_max_position / low_freq_factor;
+                    let high_wavelen = original_max_position / high_freq_factor;
+                    if wavelen > low_wavelen {
+                        inv / factor
+                    } else if wavelen < high_wavelen {
+                        inv
+                    } else {
+                        let smooth = (original_max_position / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
+                        (1.0 - smooth) * inv / factor + smooth * inv
+                    }
+                }
+                _ => inv,
+            };
+            inv as f32
+        })
+        .collect()
+}
+
 /// MLX affine quantization: `w = scale * q + bias` per group of `group_size` input columns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quantization {
@@ -544,5 +573,23 @@ mod tests {
         let mut c = base();
         c.as_object_mut().unwrap().remove("hidden_size");
         assert!(ModelConfig::from_json(&c).unwrap_err().contains("hidden_size"));
+    }
+
+    #[test]
+    fn llama3_scaling_keeps_high_frequencies() {
+        let r = RopeConfig {
+            theta: 500000.0,
+            traditional: false,
+            scaling: RopeScaling::Llama3 {
+                factor: 8.0,
+                low_freq_factor: 1.0,
+                high_freq_factor: 4.0,
+                original_max_position: 8192.0,
+            },
+        };
+        let plain = RopeConfig { scaling: RopeScaling::None, ..r.clone() };
+        let (a, b) = (inv_freqs(&r, 128), inv_freqs(&plain, 128));
+        assert_eq!(a[0], b[0]);
+        assert!((a[63] - b[63] / 8.0).abs() < 1e-12);
     }
 }

@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::generate::{ForwardModel, ModelRunner};
 use crate::job::EngineError;
-use crate::model_dir::{RopeConfig, RopeScaling};
+use crate::model_dir::{inv_freqs, RopeConfig, RopeScaling};
 
 /// The token embedding table: dense f32, or kept in its GGUF blocks and dequantized only for the
 /// rows a forward pass looks up. The second matters: Gemma 3's 262k-row table is ~670 MB as f32 but
@@ -325,34 +325,6 @@ fn causal_mask(t: usize, pos: usize, window: Option<usize>) -> candle_core::Resu
     Ok(Some(Tensor::from_vec(m, (t, kv), &Device::Cpu)?))
 }
 
-/// Rope inverse frequencies, with Llama 3 frequency-dependent scaling applied.
-pub(crate) fn inv_freqs(r: &RopeConfig, head_dim: usize) -> Vec<f32> {
-    let half = head_dim / 2;
-    (0..half)
-        .map(|i| {
-            let inv = 1.0 / r.theta.powf((2 * i) as f64 / head_dim as f64);
-            let inv = match r.scaling {
-                RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position } => {
-                    let wavelen = 2.0 * std::f64::consts::PI / inv;
-                    let low_wavelen = original_max_position / low_freq_factor;
-                    let high_wavelen = original_max_position / high_freq_factor;
-                    if wavelen > low_wavelen {
-                        inv / factor
-                    } else if wavelen < high_wavelen {
-                        inv
-                    } else {
-                        let smooth = (original_max_position / wavelen - low_freq_factor)
-                            / (high_freq_factor - low_freq_factor);
-                        (1.0 - smooth) * inv / factor + smooth * inv
-                    }
-                }
-                _ => inv,
-            };
-            inv as f32
-        })
-        .collect()
-}
-
 /// One job's KV cache over shared weights.
 pub struct DecoderSession<'a> {
     model: &'a Decoder,
@@ -396,23 +368,5 @@ mod tests {
         // Window 2: query at position 3 sees keys 2 and 3 only.
         let m = causal_mask(1, 3, Some(2)).unwrap().unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(m[0], vec![f32::NEG_INFINITY, f32::NEG_INFINITY, 0.0, 0.0]);
-    }
-
-    #[test]
-    fn llama3_scaling_keeps_high_frequencies() {
-        let r = RopeConfig {
-            theta: 500000.0,
-            traditional: false,
-            scaling: RopeScaling::Llama3 {
-                factor: 8.0,
-                low_freq_factor: 1.0,
-                high_freq_factor: 4.0,
-                original_max_position: 8192.0,
-            },
-        };
-        let plain = RopeConfig { scaling: RopeScaling::None, ..r.clone() };
-        let (a, b) = (inv_freqs(&r, 128), inv_freqs(&plain, 128));
-        assert_eq!(a[0], b[0]);
-        assert!((a[63] - b[63] / 8.0).abs() < 1e-12);
     }
 }
