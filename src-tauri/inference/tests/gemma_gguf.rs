@@ -4,7 +4,7 @@
 //! `HEARTH_GEMMA_GGUF` to its path. Without it these tests print why and pass vacuously, unless
 //! `HEARTH_REQUIRE_MODELS` is set (as scripts/test.sh does), when they fail.
 //! It is a base model, so it is judged by token ids and determinism, not answer quality; its logits
-//! are cross-checked against candle-transformers' own quantized Gemma 3 model.
+//! are cross-checked against an independent float64 numpy forward pass (scripts/gemma_reference.py).
 
 mod common;
 
