@@ -11,7 +11,8 @@
 //!   chat template ([`template`]) and EOS ids; [`sampling`], [`detok`] and [`stop`] are the pieces of
 //!   the loop in [`generate`], which every local backend runs through [`generate::ForwardModel`].
 //! - Backends: `cpu` (candle, behind the default `cpu` feature; model directories and GGUF),
-//!   [`loopback`] (a local OpenAI-compatible server), `mlx` (macOS only), [`scripted`] (test double).
+//!   [`loopback`] (a local OpenAI-compatible server), `mlx` (macOS; elsewhere with the `mlx`
+//!   feature, on MLX's CPU build), [`scripted`] (test double).
 //! - [`load`] picks and loads one ([`load_engine`]) and inspects models ([`inspect_model`]);
 //!   [`bench`] measures one.
 
@@ -24,7 +25,7 @@ pub mod generate;
 pub mod job;
 pub mod load;
 pub mod loopback;
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "mlx"))]
 pub mod mlx;
 pub mod model_dir;
 pub mod sampling;

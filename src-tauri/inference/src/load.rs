@@ -18,7 +18,7 @@ use crate::scripted::ScriptedEngine;
 pub enum EngineKind {
     /// candle on the CPU (any OS): model directories and GGUF files.
     Cpu,
-    /// mlx-rs on Apple Silicon (macOS only).
+    /// mlx-rs on Apple Silicon (macOS; other OSes only with the `mlx` feature, on MLX's CPU build).
     Mlx,
     /// A local OpenAI-compatible server at `base_url` (e.g. `http://127.0.0.1:8080/v1`).
     /// `upstream_model` is the server's name for the model; by default the first it lists.
@@ -125,12 +125,12 @@ mod no_cpu {
 #[cfg(not(feature = "cpu"))]
 use no_cpu::{inspect_gguf, load_cpu};
 
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "mlx"))]
 fn load_mlx(spec: &EngineSpec) -> Result<Arc<dyn Engine>, LoadError> {
     crate::mlx::load(spec)
 }
 
-#[cfg(not(target_os = "macos"))]
+#[cfg(not(any(target_os = "macos", feature = "mlx")))]
 fn load_mlx(_spec: &EngineSpec) -> Result<Arc<dyn Engine>, LoadError> {
     Err(LoadError::EngineUnavailable {
         engine: "mlx".into(),

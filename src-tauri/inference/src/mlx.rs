@@ -373,7 +373,10 @@ impl Spec {
         let ids = Array::from_slice(tokens, &[t as i32]);
         let mut x = w.embed.rows(&ids)?.reshape(&[1, t as i32, -1])?; // [1, t, hidden]
         if let Some(scale) = self.embed_scale {
-            x = x.multiply(Array::from_f32(scale).as_dtype(x.dtype())?)?;
+            // mlx_lm rounds √hidden to bf16 whatever the model's dtype (HF to the weights' dtype,
+            // bf16 for Gemma's checkpoints): √640 = 25.30 becomes 25.25, which moves every logit.
+            let scale = Array::from_f32(scale).as_dtype(Dtype::Bfloat16)?.as_dtype(x.dtype())?;
+            x = x.multiply(scale)?;
         }
         // Full-attention layers use MLX's causal mode (aligned to the last key, so it holds with a
         // cache); sliding-window layers need an explicit mask once the window cuts.
@@ -454,15 +457,17 @@ impl Spec {
     }
 }
 
-/// GELU, tanh approximation (Gemma), computed in f32. Plain ops rather than `mlx_rs::nn`'s
-/// compiled activations: a compiled graph keeps the stream it was traced on, and MLX streams are
-/// per thread, while jobs run on whichever inference thread calls them.
+/// GELU, tanh approximation (Gemma): mlx_lm's `nn.gelu_approx`, op for op in the model's dtype.
+/// Computing it in f32 instead moves a bf16 model's logits by ~0.1, and so does `x·x·x` for `x³`:
+/// each bf16 op rounds. Plain ops rather than `mlx_rs::nn`'s compiled activations: a compiled graph
+/// keeps the stream it was traced on, and MLX streams are per thread, while jobs run on whichever
+/// inference thread calls them.
 fn gelu_tanh(x: &Array) -> MlxResult<Array> {
-    let xf = x.as_dtype(Dtype::Float32)?;
-    let c = Array::from_f32((2.0 / std::f32::consts::PI).sqrt());
-    let cubic = xf.multiply(&xf)?.multiply(&xf)?.multiply(Array::from_f32(0.044715))?;
-    let t = ops::tanh(xf.add(&cubic)?.multiply(&c)?)?;
-    xf.multiply(Array::from_f32(0.5))?.multiply(t.add(Array::from_f32(1.0))?)?.as_dtype(x.dtype())
+    // Python scalars are weak in MLX: they take the array's dtype.
+    let k = |v: f32| Array::from_f32(v).as_dtype(x.dtype());
+    let inner = x.add(k(0.044715)?.multiply(x.power(k(3.0)?)?)?)?;
+    let t = ops::tanh(k((2.0 / std::f32::consts::PI).sqrt())?.multiply(&inner)?)?;
+    k(0.5)?.multiply(x)?.multiply(k(1.0)?.add(&t)?)
 }
 
 /// Boolean mask `[t, pos + t]` (true = attend): query `pos + i` sees key `j <= pos + i`, and with a

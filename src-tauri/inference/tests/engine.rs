@@ -77,7 +77,7 @@ fn load_errors_name_the_problem() {
         "{err}"
     );
 
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(not(any(target_os = "macos", feature = "mlx")))]
     assert!(matches!(
         load_engine(&EngineSpec::new(llama(), EngineKind::Mlx)).err().unwrap(),
         LoadError::EngineUnavailable { .. }

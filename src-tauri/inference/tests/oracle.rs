@@ -1,6 +1,6 @@
-//! The cpu engine — and on macOS the mlx engine — reproduces the mlx_lm oracles for the tiny
-//! fixtures: identical prompt ids, first-step logits within 1e-3, identical 16 greedy tokens —
-//! through the public engine API.
+//! The cpu engine — and the mlx engine (macOS, or the `mlx` feature) — reproduces the mlx_lm
+//! oracles for the tiny fixtures: identical prompt ids, first-step logits within 1e-3, identical 16
+//! greedy tokens — through the public engine API.
 
 mod common;
 
@@ -21,7 +21,7 @@ fn check(name: &str) -> f32 {
     check_engine(name, &*engine)
 }
 
-/// The oracle checks against any local engine (the cpu one, or mlx on macOS).
+/// The oracle checks against any local engine (the cpu one, or mlx).
 fn check_engine<R: ModelRunner>(name: &str, engine: &LocalEngine<R>) -> f32 {
     assert_eq!(engine.descriptor().model_id, name);
     let oracle = common::oracle(name);
@@ -99,8 +99,9 @@ fn chunked_prefill_diff<R: ModelRunner>(engine: &LocalEngine<R>, tolerance: f32)
     assert!(diff < tolerance, "{diff}");
 }
 
-/// The same parity checks on the MLX backend (Apple Silicon only).
-#[cfg(target_os = "macos")]
+/// The same parity checks on the MLX backend: on macOS (GPU), or on any OS with the `mlx` feature
+/// (MLX's default device, the CPU on a CPU-only build).
+#[cfg(any(target_os = "macos", feature = "mlx"))]
 mod mlx {
     use super::*;
     use hearth_inference::load_engine;
@@ -126,7 +127,7 @@ mod mlx {
         chunked_prefill_diff(&*load("tiny-llama-4bit"), 1e-3);
     }
 
-    /// `load_engine` routes `EngineKind::Mlx` to this backend on macOS.
+    /// `load_engine` routes `EngineKind::Mlx` to this backend wherever it is built.
     #[test]
     fn load_engine_picks_mlx() {
         let engine =
