@@ -171,23 +171,7 @@ impl Drop for Server {
 /// the loopback engine.
 #[test]
 fn real_mlx_lm_server_matches_oracle() {
-    let python = std::env::var("HEARTH_MLX_LM_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_mlx = Command::new(&python)
-        .args(["-c", "import mlx_lm"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_mlx {
-        assert!(
-            std::env::var_os("HEARTH_REQUIRE_MODELS").is_none(),
-            "{python} cannot import mlx_lm; scripts/test.sh provisions it (HEARTH_MLX_LM_PYTHON)"
-        );
-        println!(
-            "SKIP: {python} cannot import mlx_lm; pip install 'mlx[cpu]' mlx-lm and set HEARTH_MLX_LM_PYTHON"
-        );
-        return;
-    }
+    let Some(python) = common::mlx_lm_python() else { return };
     let model = common::fixture_model("tiny-llama-4bit");
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let _server = Server(

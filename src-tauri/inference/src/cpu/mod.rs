@@ -90,7 +90,8 @@ pub fn load_mlx_dir(dir: &ModelDir) -> Result<Decoder, LoadError> {
         rope_local: c.rope_local.clone(),
         sliding_window: c.sliding_window,
         activation: if gemma { Activation::GeluTanh } else { Activation::Silu },
-        embed_scale: gemma.then(|| (c.hidden_size as f64).sqrt()),
+        // mlx_lm rounds √hidden to bf16 whatever the model's dtype (√640 = 25.30 → 25.25).
+        embed_scale: gemma.then(|| round_to_bf16((c.hidden_size as f64).sqrt() as f32) as f64),
         attn_scale: 1.0 / c.query_pre_attn_scalar.unwrap_or(c.head_dim as f64).sqrt(),
     };
     Ok(Decoder::new(spec, Embedding::Dense(embed), layers, final_norm, lm_head))
@@ -200,4 +201,22 @@ pub fn inspect_gguf(path: &Path) -> Result<ModelInfo, LoadError> {
         kv_bytes_per_token: 0,
         has_chat_template: tok_dir.join("tokenizer_config.json").is_file(),
     })
+}
+
+/// `x` rounded to the nearest bfloat16 (ties to even), as an f32.
+fn round_to_bf16(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let rounding = 0x7fff + ((bits >> 16) & 1);
+    f32::from_bits(bits.wrapping_add(rounding) & 0xffff_0000)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bf16_rounding_matches_mlx_lm_for_gemma_widths() {
+        // √640 and √1152 as mlx_lm's `mx.array(√h, mx.bfloat16)` gives them.
+        assert_eq!(super::round_to_bf16(640f32.sqrt()), 25.25);
+        assert_eq!(super::round_to_bf16(1152f32.sqrt()), 34.0);
+        assert_eq!(super::round_to_bf16(1.0), 1.0);
+    }
 }
