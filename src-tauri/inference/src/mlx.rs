@@ -21,7 +21,7 @@ use crate::error::LoadError;
 use crate::generate::{ForwardModel, GenerateOptions, LocalEngine, ModelRunner, DEFAULT_PREFILL_CHUNK};
 use crate::job::{Engine, EngineError, ModelDescriptor};
 use crate::load::EngineSpec;
-use crate::model_dir::{inv_freqs, ModelDir, RopeConfig, RopeScaling};
+use crate::model_dir::{inv_freqs, CheckpointLayout, ModelDir, RopeConfig, RopeScaling};
 use crate::text::TextCodec;
 
 type MlxResult<T> = Result<T, Exception>;
@@ -256,11 +256,7 @@ impl MlxModel {
         let c = &dir.config;
         let w = Tensors::open(dir)?;
         let gemma = c.model_type == "gemma3_text";
-        // Multimodal Gemma 3 checkpoints nest the text tower under `language_model.`.
-        let root =
-            if w.has("language_model.model.embed_tokens.weight") { "language_model.model" } else { "model" };
-        let head_root =
-            root.strip_suffix(".model").map(|r| format!("{r}.lm_head")).unwrap_or_else(|| "lm_head".into());
+        let names = CheckpointLayout::detect(c, |name| w.has(name));
         // Gemma's RMSNorm multiplies by (1 + w); fold the 1 in once here, keeping the dtype.
         let norm = |name: &str| -> Result<Array, LoadError> {
             let t = w.get(name)?;
@@ -269,46 +265,37 @@ impl MlxModel {
             }
             t.add(Array::from_f32(1.0)).and_then(|s| s.as_dtype(t.dtype())).map_err(weights_err)
         };
-        let norm_opt = |name: &str| -> Result<Option<Array>, LoadError> {
+        let norm_if_present = |name: &str| -> Result<Option<Array>, LoadError> {
             if w.has(name) {
                 norm(name).map(Some)
             } else {
                 Ok(None)
             }
         };
-        let embed = w.linear(&format!("{root}.embed_tokens"))?;
+        let embed = w.linear(&names.embed())?;
         let mut layers = Vec::with_capacity(c.num_layers);
         for i in 0..c.num_layers {
-            let p = format!("{root}.layers.{i}");
-            let (mlp_in, attn_out, mlp_out) = if gemma {
-                (
-                    norm(&format!("{p}.pre_feedforward_layernorm.weight"))?,
-                    Some(norm(&format!("{p}.post_attention_layernorm.weight"))?),
-                    Some(norm(&format!("{p}.post_feedforward_layernorm.weight"))?),
-                )
-            } else {
-                (norm(&format!("{p}.post_attention_layernorm.weight"))?, None, None)
-            };
+            let n = names.layer(i);
             layers.push(Layer {
-                q: w.linear(&format!("{p}.self_attn.q_proj"))?,
-                k: w.linear(&format!("{p}.self_attn.k_proj"))?,
-                v: w.linear(&format!("{p}.self_attn.v_proj"))?,
-                o: w.linear(&format!("{p}.self_attn.o_proj"))?,
-                q_norm: norm_opt(&format!("{p}.self_attn.q_norm.weight"))?,
-                k_norm: norm_opt(&format!("{p}.self_attn.k_norm.weight"))?,
-                attn_in_norm: norm(&format!("{p}.input_layernorm.weight"))?,
-                attn_out_norm: attn_out,
-                mlp_in_norm: mlp_in,
-                mlp_out_norm: mlp_out,
-                gate: w.linear(&format!("{p}.mlp.gate_proj"))?,
-                up: w.linear(&format!("{p}.mlp.up_proj"))?,
-                down: w.linear(&format!("{p}.mlp.down_proj"))?,
+                q: w.linear(&n.q)?,
+                k: w.linear(&n.k)?,
+                v: w.linear(&n.v)?,
+                o: w.linear(&n.o)?,
+                q_norm: norm_if_present(&n.q_norm)?,
+                k_norm: norm_if_present(&n.k_norm)?,
+                attn_in_norm: norm(&n.attn_in_norm)?,
+                attn_out_norm: n.attn_out_norm.as_deref().map(norm).transpose()?,
+                mlp_in_norm: norm(&n.mlp_in_norm)?,
+                mlp_out_norm: n.mlp_out_norm.as_deref().map(norm).transpose()?,
+                gate: w.linear(&n.gate)?,
+                up: w.linear(&n.up)?,
+                down: w.linear(&n.down)?,
                 sliding: c.sliding_layers.get(i).copied().unwrap_or(false),
             });
         }
-        let final_norm = norm(&format!("{root}.norm.weight"))?;
-        let lm_head = if !c.tie_word_embeddings && w.has(&format!("{head_root}.weight")) {
-            Some(w.linear(&head_root)?)
+        let final_norm = norm(&names.final_norm())?;
+        let lm_head = if !c.tie_word_embeddings && w.has(&format!("{}.weight", names.lm_head())) {
+            Some(w.linear(&names.lm_head())?)
         } else {
             None
         };

@@ -515,6 +515,88 @@ fn parse_quantization(q: &Value) -> Result<Quantization, String> {
     Ok(Quantization { group_size: top.group_size, bits: top.bits, overrides })
 }
 
+/// Where an mlx-community checkpoint keeps each tensor, for every backend that reads one. The
+/// families differ only in the norms around the MLP (Gemma 3's sandwich norms) and in whether the
+/// text tower is nested (multimodal Gemma 3 checkpoints put it under `language_model.`).
+#[derive(Debug, Clone)]
+pub struct CheckpointLayout {
+    root: String,
+    head: String,
+    gemma: bool,
+}
+
+/// One decoder layer's tensor names. Linear layers are module names (their `.weight`, `.scales`,
+/// `.biases` and optional `.bias` sit under them); norms are full tensor names.
+#[derive(Debug, Clone)]
+pub struct LayerNames {
+    pub q: String,
+    pub k: String,
+    pub v: String,
+    pub o: String,
+    /// Optional per-head norms (Qwen 3, Gemma 3): present only if the checkpoint has them.
+    pub q_norm: String,
+    pub k_norm: String,
+    pub attn_in_norm: String,
+    /// Gemma's norm of the attention output before the residual add.
+    pub attn_out_norm: Option<String>,
+    pub mlp_in_norm: String,
+    pub mlp_out_norm: Option<String>,
+    pub gate: String,
+    pub up: String,
+    pub down: String,
+}
+
+impl CheckpointLayout {
+    /// `has` answers whether the checkpoint holds a tensor of that name.
+    pub fn detect(config: &ModelConfig, has: impl Fn(&str) -> bool) -> Self {
+        let nested = has("language_model.model.embed_tokens.weight");
+        let (root, head) =
+            if nested { ("language_model.model", "language_model.lm_head") } else { ("model", "lm_head") };
+        Self { root: root.into(), head: head.into(), gemma: config.model_type == "gemma3_text" }
+    }
+
+    pub fn embed(&self) -> String {
+        format!("{}.embed_tokens", self.root)
+    }
+
+    pub fn final_norm(&self) -> String {
+        format!("{}.norm.weight", self.root)
+    }
+
+    /// The untied output head's module name (use it only if the checkpoint has it).
+    pub fn lm_head(&self) -> String {
+        self.head.clone()
+    }
+
+    pub fn layer(&self, i: usize) -> LayerNames {
+        let p = format!("{}.layers.{i}", self.root);
+        let (mlp_in_norm, attn_out_norm, mlp_out_norm) = if self.gemma {
+            (
+                format!("{p}.pre_feedforward_layernorm.weight"),
+                Some(format!("{p}.post_attention_layernorm.weight")),
+                Some(format!("{p}.post_feedforward_layernorm.weight")),
+            )
+        } else {
+            (format!("{p}.post_attention_layernorm.weight"), None, None)
+        };
+        LayerNames {
+            q: format!("{p}.self_attn.q_proj"),
+            k: format!("{p}.self_attn.k_proj"),
+            v: format!("{p}.self_attn.v_proj"),
+            o: format!("{p}.self_attn.o_proj"),
+            q_norm: format!("{p}.self_attn.q_norm.weight"),
+            k_norm: format!("{p}.self_attn.k_norm.weight"),
+            attn_in_norm: format!("{p}.input_layernorm.weight"),
+            attn_out_norm,
+            mlp_in_norm,
+            mlp_out_norm,
+            gate: format!("{p}.mlp.gate_proj"),
+            up: format!("{p}.mlp.up_proj"),
+            down: format!("{p}.mlp.down_proj"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

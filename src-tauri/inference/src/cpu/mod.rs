@@ -14,7 +14,7 @@ use crate::error::LoadError;
 use crate::generate::{GenerateOptions, LocalEngine, DEFAULT_PREFILL_CHUNK};
 use crate::job::ModelDescriptor;
 use crate::load::{is_gguf, EngineSpec, ModelFormat, ModelInfo};
-use crate::model_dir::{dir_name, ModelDir};
+use crate::model_dir::{dir_name, CheckpointLayout, ModelDir};
 use crate::text::{read_tokenizer_file, TextCodec};
 use decoder::{Activation, Decoder, DecoderSpec, Embedding, Layer, Linear};
 use mlx_weights::MlxWeights;
@@ -25,17 +25,13 @@ pub fn load_mlx_dir(dir: &ModelDir) -> Result<Decoder, LoadError> {
     let c = &dir.config;
     let w = MlxWeights::open(dir)?;
     let gemma = c.model_type == "gemma3_text";
-    // Multimodal Gemma 3 checkpoints nest the text tower under `language_model.`.
-    let root =
-        if w.has("language_model.model.embed_tokens.weight") { "language_model.model" } else { "model" };
-    let head_root =
-        root.strip_suffix(".model").map(|r| format!("{r}.lm_head")).unwrap_or_else(|| "lm_head".into());
+    let names = CheckpointLayout::detect(c, |name| w.has(name));
     // Gemma's RMSNorm multiplies by (1 + w); fold the 1 in once here.
     let norm = |name: &str| -> Result<Tensor, LoadError> {
         let t = w.plain(name)?;
         Ok(if gemma { (t + 1.0)? } else { t })
     };
-    let norm_opt = |name: &str| -> Result<Option<Tensor>, LoadError> {
+    let norm_if_present = |name: &str| -> Result<Option<Tensor>, LoadError> {
         if w.has(name) {
             norm(name).map(Some)
         } else {
@@ -45,39 +41,30 @@ pub fn load_mlx_dir(dir: &ModelDir) -> Result<Decoder, LoadError> {
     let linear = |module: &str| -> Result<Linear, LoadError> {
         Ok(Linear::dense(w.matrix(module)?, w.plain_opt(&format!("{module}.bias"))?))
     };
-    let embed = w.matrix(&format!("{root}.embed_tokens"))?;
+    let embed = w.matrix(&names.embed())?;
     let mut layers = Vec::with_capacity(c.num_layers);
     for i in 0..c.num_layers {
-        let p = format!("{root}.layers.{i}");
-        let (mlp_in, attn_out, mlp_out) = if gemma {
-            (
-                norm(&format!("{p}.pre_feedforward_layernorm.weight"))?,
-                Some(norm(&format!("{p}.post_attention_layernorm.weight"))?),
-                Some(norm(&format!("{p}.post_feedforward_layernorm.weight"))?),
-            )
-        } else {
-            (norm(&format!("{p}.post_attention_layernorm.weight"))?, None, None)
-        };
+        let n = names.layer(i);
         layers.push(Layer {
-            q: linear(&format!("{p}.self_attn.q_proj"))?,
-            k: linear(&format!("{p}.self_attn.k_proj"))?,
-            v: linear(&format!("{p}.self_attn.v_proj"))?,
-            o: linear(&format!("{p}.self_attn.o_proj"))?,
-            q_norm: norm_opt(&format!("{p}.self_attn.q_norm.weight"))?,
-            k_norm: norm_opt(&format!("{p}.self_attn.k_norm.weight"))?,
-            attn_in_norm: norm(&format!("{p}.input_layernorm.weight"))?,
-            attn_out_norm: attn_out,
-            mlp_in_norm: mlp_in,
-            mlp_out_norm: mlp_out,
-            gate: linear(&format!("{p}.mlp.gate_proj"))?,
-            up: linear(&format!("{p}.mlp.up_proj"))?,
-            down: linear(&format!("{p}.mlp.down_proj"))?,
+            q: linear(&n.q)?,
+            k: linear(&n.k)?,
+            v: linear(&n.v)?,
+            o: linear(&n.o)?,
+            q_norm: norm_if_present(&n.q_norm)?,
+            k_norm: norm_if_present(&n.k_norm)?,
+            attn_in_norm: norm(&n.attn_in_norm)?,
+            attn_out_norm: n.attn_out_norm.as_deref().map(norm).transpose()?,
+            mlp_in_norm: norm(&n.mlp_in_norm)?,
+            mlp_out_norm: n.mlp_out_norm.as_deref().map(norm).transpose()?,
+            gate: linear(&n.gate)?,
+            up: linear(&n.up)?,
+            down: linear(&n.down)?,
             sliding: c.sliding_layers.get(i).copied().unwrap_or(false),
         });
     }
-    let final_norm = norm(&format!("{root}.norm.weight"))?;
-    let lm_head = if !c.tie_word_embeddings && w.has(&format!("{head_root}.weight")) {
-        linear(&head_root)?
+    let final_norm = norm(&names.final_norm())?;
+    let lm_head = if !c.tie_word_embeddings && w.has(&format!("{}.weight", names.lm_head())) {
+        linear(&names.lm_head())?
     } else {
         Linear::dense(embed.clone(), None)
     };
