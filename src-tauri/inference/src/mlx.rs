@@ -265,24 +265,17 @@ impl MlxModel {
             }
             t.add(Array::from_f32(1.0)).and_then(|s| s.as_dtype(t.dtype())).map_err(weights_err)
         };
-        let norm_if_present = |name: &str| -> Result<Option<Array>, LoadError> {
-            if w.has(name) {
-                norm(name).map(Some)
-            } else {
-                Ok(None)
-            }
-        };
         let embed = w.linear(&names.embed())?;
         let mut layers = Vec::with_capacity(c.num_layers);
         for i in 0..c.num_layers {
-            let n = names.layer(i);
+            let n = names.layer(i, |name| w.has(name));
             layers.push(Layer {
                 q: w.linear(&n.q)?,
                 k: w.linear(&n.k)?,
                 v: w.linear(&n.v)?,
                 o: w.linear(&n.o)?,
-                q_norm: norm_if_present(&n.q_norm)?,
-                k_norm: norm_if_present(&n.k_norm)?,
+                q_norm: n.q_norm.as_deref().map(norm).transpose()?,
+                k_norm: n.k_norm.as_deref().map(norm).transpose()?,
                 attn_in_norm: norm(&n.attn_in_norm)?,
                 attn_out_norm: n.attn_out_norm.as_deref().map(norm).transpose()?,
                 mlp_in_norm: norm(&n.mlp_in_norm)?,

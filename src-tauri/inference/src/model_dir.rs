@@ -533,9 +533,9 @@ pub struct LayerNames {
     pub k: String,
     pub v: String,
     pub o: String,
-    /// Optional per-head norms (Qwen 3, Gemma 3): present only if the checkpoint has them.
-    pub q_norm: String,
-    pub k_norm: String,
+    /// Per-head norms of queries and keys (Qwen 3, Gemma 3): `None` if the checkpoint has none.
+    pub q_norm: Option<String>,
+    pub k_norm: Option<String>,
     pub attn_in_norm: String,
     /// Gemma's norm of the attention output before the residual add.
     pub attn_out_norm: Option<String>,
@@ -568,7 +568,8 @@ impl CheckpointLayout {
         self.head.clone()
     }
 
-    pub fn layer(&self, i: usize) -> LayerNames {
+    /// Layer `i`'s names; `has` (as in [`CheckpointLayout::detect`]) settles the optional ones.
+    pub fn layer(&self, i: usize, has: impl Fn(&str) -> bool) -> LayerNames {
         let p = format!("{}.layers.{i}", self.root);
         let (mlp_in_norm, attn_out_norm, mlp_out_norm) = if self.gemma {
             (
@@ -584,8 +585,8 @@ impl CheckpointLayout {
             k: format!("{p}.self_attn.k_proj"),
             v: format!("{p}.self_attn.v_proj"),
             o: format!("{p}.self_attn.o_proj"),
-            q_norm: format!("{p}.self_attn.q_norm.weight"),
-            k_norm: format!("{p}.self_attn.k_norm.weight"),
+            q_norm: Some(format!("{p}.self_attn.q_norm.weight")).filter(|n| has(n)),
+            k_norm: Some(format!("{p}.self_attn.k_norm.weight")).filter(|n| has(n)),
             attn_in_norm: format!("{p}.input_layernorm.weight"),
             attn_out_norm,
             mlp_in_norm,

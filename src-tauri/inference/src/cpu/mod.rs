@@ -31,27 +31,20 @@ pub fn load_mlx_dir(dir: &ModelDir) -> Result<Decoder, LoadError> {
         let t = w.plain(name)?;
         Ok(if gemma { (t + 1.0)? } else { t })
     };
-    let norm_if_present = |name: &str| -> Result<Option<Tensor>, LoadError> {
-        if w.has(name) {
-            norm(name).map(Some)
-        } else {
-            Ok(None)
-        }
-    };
     let linear = |module: &str| -> Result<Linear, LoadError> {
         Ok(Linear::dense(w.matrix(module)?, w.plain_opt(&format!("{module}.bias"))?))
     };
     let embed = w.matrix(&names.embed())?;
     let mut layers = Vec::with_capacity(c.num_layers);
     for i in 0..c.num_layers {
-        let n = names.layer(i);
+        let n = names.layer(i, |name| w.has(name));
         layers.push(Layer {
             q: linear(&n.q)?,
             k: linear(&n.k)?,
             v: linear(&n.v)?,
             o: linear(&n.o)?,
-            q_norm: norm_if_present(&n.q_norm)?,
-            k_norm: norm_if_present(&n.k_norm)?,
+            q_norm: n.q_norm.as_deref().map(norm).transpose()?,
+            k_norm: n.k_norm.as_deref().map(norm).transpose()?,
             attn_in_norm: norm(&n.attn_in_norm)?,
             attn_out_norm: n.attn_out_norm.as_deref().map(norm).transpose()?,
             mlp_in_norm: norm(&n.mlp_in_norm)?,
