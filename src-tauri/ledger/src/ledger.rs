@@ -10,30 +10,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::{Deserialize, Serialize};
 
 use crate::error::LedgerError;
 use crate::job::{JobOutcome, JobRecord};
 use crate::schema;
-use crate::summary::{CreditedView, EarningsSummary, HourBucket, PeriodTotals};
+use crate::summary::{CreditedSnapshot, CreditedView, EarningsSummary, HourBucket, PeriodTotals};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 /// Longest range [`Ledger::hourly`] fills densely (a bit over a year of hours).
 pub const MAX_HOURLY_BUCKETS: i64 = 24 * 400;
-
-/// What the coordinator's earnings endpoint said at one moment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreditedSnapshot {
-    /// When we fetched it (unix ms).
-    pub fetched_at: i64,
-    /// `total_credits`: everything credited to the provider id, all time.
-    pub total_credits: i64,
-    /// `current_window_credits`: this week's (from Monday 00:00 UTC).
-    pub current_window_credits: i64,
-    /// The URL it came from (no token in it: the token goes in a header).
-    pub source_url: String,
-}
 
 /// The earnings ledger. Blocking; `Send + Sync`. See the crate docs on threading.
 #[derive(Debug)]

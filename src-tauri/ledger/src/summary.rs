@@ -1,9 +1,22 @@
-//! The aggregate shapes the UI reads. Every money figure says in its name where it came from:
-//! `estimated_*` is our rate-card estimate, `credited_*` is what the coordinator reported.
+//! The shapes the UI reads: what the coordinator said it credited ([`CreditedSnapshot`]) and the
+//! aggregates over the ledger. Every money figure says in its name where it came from:
+//! `estimated_*` is our rate-card estimate, `credited_*` is what the coordinator reported. Plain data
+//! with no access to the ledger, so the ledger can build these without the two importing each other.
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::CreditedSnapshot;
+/// What the coordinator's earnings endpoint said at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditedSnapshot {
+    /// When we fetched it (unix ms).
+    pub fetched_at: i64,
+    /// `total_credits`: everything credited to the provider id, all time.
+    pub total_credits: i64,
+    /// `current_window_credits`: this week's (from Monday 00:00 UTC).
+    pub current_window_credits: i64,
+    /// The URL it came from (no token in it: the token goes in a header).
+    pub source_url: String,
+}
 
 /// Totals over one period, bucketed by a job's `ended_at`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
