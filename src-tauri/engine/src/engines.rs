@@ -36,7 +36,7 @@ pub fn load(
     model_id: Option<&str>,
     options: &LoadOptions,
 ) -> Result<Arc<dyn Engine>, String> {
-    use hearth_inference::EngineKind as Backend;
+    use hearth_inference::Backend;
     let backend = match kind {
         EngineKind::Scripted => {
             if model.is_none() {
@@ -63,7 +63,7 @@ pub fn load(
                 .into())
         }
     };
-    let mut spec = hearth_inference::EngineSpec::new(path, backend);
+    let mut spec = hearth_inference::LoadSpec::new(path, backend);
     spec.model_id = model_id.map(str::to_string);
     spec.tokenizer_dir = options.tokenizer_dir.clone();
     hearth_inference::load_engine(&spec).map_err(|e| e.to_string())

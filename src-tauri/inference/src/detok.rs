@@ -9,8 +9,8 @@
 
 use crate::job::EngineError;
 
-/// Decodes token ids to text; implemented by the shared [`TextCodec`](crate::text::TextCodec) and by
-/// test doubles.
+/// Decodes token ids to text; implemented by the shared `TextCodec` (the `text` module, which
+/// builds on this one) and by test doubles.
 pub trait Decode {
     fn decode_ids(&self, ids: &[u32]) -> Result<String, EngineError>;
 }

@@ -13,8 +13,9 @@
 //! - Backends: `cpu` (candle, behind the default `cpu` feature; model directories and GGUF),
 //!   [`loopback`] (a local OpenAI-compatible server), `mlx` (macOS; elsewhere with the `mlx`
 //!   feature, on MLX's CPU build), [`scripted`] (test double).
-//! - [`load`] picks and loads one ([`load_engine`]) and inspects models ([`inspect_model`]);
-//!   [`bench`] measures one.
+//! - [`spec`] says what to load ([`LoadSpec`]: a model and its [`Backend`]); [`load`] picks and
+//!   loads one ([`load_engine`]) and inspects models ([`inspect_model`], into a [`ModelInfo`] from
+//!   [`model_info`]); [`bench`] measures one.
 
 pub mod bench;
 #[cfg(feature = "cpu")]
@@ -28,8 +29,10 @@ pub mod loopback;
 #[cfg(any(target_os = "macos", feature = "mlx"))]
 pub mod mlx;
 pub mod model_dir;
+pub mod model_info;
 pub mod sampling;
 pub mod scripted;
+pub mod spec;
 pub mod stop;
 pub mod template;
 pub mod text;
@@ -40,4 +43,6 @@ pub use job::{
     CancelToken, Engine, EngineError, GenerationEvent, GenerationOutcome, GenerationRequest, ModelDescriptor,
     Prompt, SamplingParams, StopReason,
 };
-pub use load::{inspect_model, load_engine, EngineKind, EngineSpec, ModelFormat, ModelInfo};
+pub use load::{inspect_model, load_engine};
+pub use model_info::{ModelFormat, ModelInfo};
+pub use spec::{Backend, LoadSpec};

@@ -20,8 +20,8 @@ use mlx_rs::{ops, transforms, Array, Dtype};
 use crate::error::LoadError;
 use crate::generate::{ForwardModel, GenerateOptions, LocalEngine, ModelRunner, DEFAULT_PREFILL_CHUNK};
 use crate::job::{Engine, EngineError, ModelDescriptor};
-use crate::load::EngineSpec;
 use crate::model_dir::{inv_freqs, CheckpointLayout, ModelDir, RopeConfig, RopeScaling};
+use crate::spec::LoadSpec;
 use crate::text::TextCodec;
 
 type MlxResult<T> = Result<T, Exception>;
@@ -30,12 +30,12 @@ type MlxResult<T> = Result<T, Exception>;
 pub type MlxEngine = LocalEngine<MlxModel>;
 
 /// Loads a model directory on the MLX backend, as an [`Engine`].
-pub fn load(spec: &EngineSpec) -> Result<Arc<dyn Engine>, LoadError> {
+pub fn load(spec: &LoadSpec) -> Result<Arc<dyn Engine>, LoadError> {
     Ok(load_mlx(spec)?)
 }
 
 /// Loads a model directory on the MLX backend.
-pub fn load_mlx(spec: &EngineSpec) -> Result<Arc<MlxEngine>, LoadError> {
+pub fn load_mlx(spec: &LoadSpec) -> Result<Arc<MlxEngine>, LoadError> {
     let dir = ModelDir::open(&spec.model_path)?;
     dir.check_supported("mlx")?;
     let codec = TextCodec::from_model_dir(&dir)?;

@@ -6,10 +6,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use hearth_inference::job::ChatMessage;
-use hearth_inference::load::{load_cpu, ModelFormat};
+use hearth_inference::load::load_cpu;
 use hearth_inference::{
-    bench_model, inspect_model, load_engine, CancelToken, Engine, EngineError, EngineKind, EngineSpec,
-    GenerationEvent, GenerationRequest, LoadError, Prompt, SamplingParams, StopReason,
+    bench_model, inspect_model, load_engine, Backend, CancelToken, Engine, EngineError, GenerationEvent,
+    GenerationRequest, LoadError, LoadSpec, ModelFormat, Prompt, SamplingParams, StopReason,
 };
 
 fn llama() -> PathBuf {
@@ -50,28 +50,28 @@ fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
 
 #[test]
 fn load_errors_name_the_problem() {
-    let err = load_engine(&EngineSpec::new("/nonexistent/model", EngineKind::Cpu)).err().unwrap();
+    let err = load_engine(&LoadSpec::new("/nonexistent/model", Backend::Cpu)).err().unwrap();
     assert!(matches!(err, LoadError::NotFound(_)), "{err}");
 
     let d = copy_fixture("tiny-llama-4bit", "notok");
     std::fs::remove_file(d.join("tokenizer.json")).unwrap();
-    let err = load_engine(&EngineSpec::new(&d, EngineKind::Cpu)).err().unwrap();
+    let err = load_engine(&LoadSpec::new(&d, Backend::Cpu)).err().unwrap();
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
 
     let d = copy_fixture("tiny-llama-4bit", "arch");
     edit_config(&d, |c| c["model_type"] = "mamba".into());
-    let err = load_engine(&EngineSpec::new(&d, EngineKind::Cpu)).err().unwrap();
+    let err = load_engine(&LoadSpec::new(&d, Backend::Cpu)).err().unwrap();
     assert!(matches!(&err, LoadError::UnsupportedArchitecture { found, .. } if found == "mamba"), "{err}");
     assert!(err.to_string().contains("llama") && err.to_string().contains("qwen2"), "{err}");
 
     let d = copy_fixture("tiny-llama-4bit", "bits");
     edit_config(&d, |c| c["quantization"]["bits"] = 3.into());
-    let err = load_engine(&EngineSpec::new(&d, EngineKind::Cpu)).err().unwrap();
+    let err = load_engine(&LoadSpec::new(&d, Backend::Cpu)).err().unwrap();
     assert!(matches!(err, LoadError::UnsupportedQuantization(_)), "{err}");
 
     let d = copy_fixture("tiny-llama-4bit", "shard");
     std::fs::remove_file(d.join("model.safetensors")).unwrap();
-    let err = load_engine(&EngineSpec::new(&d, EngineKind::Cpu)).err().unwrap();
+    let err = load_engine(&LoadSpec::new(&d, Backend::Cpu)).err().unwrap();
     assert!(
         matches!(&err, LoadError::MissingFile { path, .. } if path.ends_with("model.safetensors")),
         "{err}"
@@ -79,7 +79,7 @@ fn load_errors_name_the_problem() {
 
     #[cfg(not(any(target_os = "macos", feature = "mlx")))]
     assert!(matches!(
-        load_engine(&EngineSpec::new(llama(), EngineKind::Mlx)).err().unwrap(),
+        load_engine(&LoadSpec::new(llama(), Backend::Mlx)).err().unwrap(),
         LoadError::EngineUnavailable { .. }
     ));
 }
@@ -95,12 +95,12 @@ fn inspect_reports_model_facts() {
     assert!(info.params > 90_000 && info.params < 110_000, "{}", info.params);
     assert!(info.has_chat_template);
     assert!(info.cpu_supported.is_ok());
-    assert!(info.estimated_memory(&EngineKind::Cpu, 2048) > info.params * 4);
+    assert!(info.estimated_memory(&Backend::Cpu, 2048) > info.params * 4);
 }
 
 #[test]
 fn events_usage_and_limits() {
-    let engine = load_cpu(&EngineSpec::new(llama(), EngineKind::Cpu)).unwrap();
+    let engine = load_cpu(&LoadSpec::new(llama(), Backend::Cpu)).unwrap();
     let mut events = vec![];
     let out = engine
         .generate(&raw("Hello world! This is", 5), &CancelToken::new(), &mut |e| events.push(e))
@@ -111,7 +111,7 @@ fn events_usage_and_limits() {
     assert_eq!(out.stop_reason, StopReason::Length);
 
     // Context limit: a prompt that does not fit is refused; one that nearly fits is cut short.
-    let mut spec = EngineSpec::new(llama(), EngineKind::Cpu);
+    let mut spec = LoadSpec::new(llama(), Backend::Cpu);
     spec.max_context = Some(8);
     let small = load_cpu(&spec).unwrap();
     assert_eq!(small.descriptor().max_context_tokens, 8);
@@ -128,7 +128,7 @@ fn events_usage_and_limits() {
 
 #[test]
 fn stop_sequence_and_cancel() {
-    let engine = load_cpu(&EngineSpec::new(llama(), EngineKind::Cpu)).unwrap();
+    let engine = load_cpu(&LoadSpec::new(llama(), Backend::Cpu)).unwrap();
     // The oracle's greedy text for this prompt contains "worst"; stop just before it.
     let mut req = raw("What is the capital of France?", 16);
     req.stop = vec!["worst".into()];
@@ -160,8 +160,7 @@ fn stop_sequence_and_cancel() {
 
 #[test]
 fn seeded_sampling_is_reproducible() {
-    let engine =
-        load_cpu(&EngineSpec::new(common::fixture_model("tiny-qwen2-4bit"), EngineKind::Cpu)).unwrap();
+    let engine = load_cpu(&LoadSpec::new(common::fixture_model("tiny-qwen2-4bit"), Backend::Cpu)).unwrap();
     let mut req = GenerationRequest {
         prompt: Prompt::Chat(vec![ChatMessage { role: "user".into(), content: "Say hello".into() }]),
         max_tokens: 12,
@@ -178,7 +177,7 @@ fn seeded_sampling_is_reproducible() {
 
 #[test]
 fn bench_runs() {
-    let engine = load_cpu(&EngineSpec::new(llama(), EngineKind::Cpu)).unwrap();
+    let engine = load_cpu(&LoadSpec::new(llama(), Backend::Cpu)).unwrap();
     let r = bench_model(engine.as_ref(), 64, 16, 3).unwrap();
     println!("{r:?}");
     assert!(r.prompt_tps > 0.0 && r.generation_tps > 0.0);

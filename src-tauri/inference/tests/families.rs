@@ -11,7 +11,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use hearth_inference::generate::{LocalEngine, ModelRunner};
-use hearth_inference::load::{load_cpu, EngineKind, EngineSpec};
+use hearth_inference::load::load_cpu;
+use hearth_inference::{Backend, LoadSpec};
 
 /// Generates the models once per test binary; `None` when mlx_lm is missing (and not required).
 fn models() -> Option<&'static PathBuf> {
@@ -77,8 +78,8 @@ fn check<R: ModelRunner>(
 fn cpu_backend_matches_mlx_lm_on_generated_families() {
     let Some(dir) = models() else { return };
     for name in ["tiny-gemma3-4bit", "tiny-qwen3-4bit", "tiny-llama3-4bit"] {
-        let engine = load_cpu(&EngineSpec::new(dir.join(name), EngineKind::Cpu))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let engine =
+            load_cpu(&LoadSpec::new(dir.join(name), Backend::Cpu)).unwrap_or_else(|e| panic!("{name}: {e}"));
         for chunk in [1000, 4] {
             check(dir, name, &engine, chunk, 1e-3);
         }
@@ -91,7 +92,7 @@ fn cpu_backend_matches_mlx_lm_on_generated_families() {
 fn mlx_backend_matches_mlx_lm_on_generated_families() {
     let Some(dir) = models() else { return };
     for name in ["tiny-gemma3-4bit", "tiny-gemma3-bf16-4bit", "tiny-qwen3-4bit", "tiny-llama3-4bit"] {
-        let engine = hearth_inference::mlx::load_mlx(&EngineSpec::new(dir.join(name), EngineKind::Mlx))
+        let engine = hearth_inference::mlx::load_mlx(&LoadSpec::new(dir.join(name), Backend::Mlx))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         for chunk in [1000, 4, 1] {
             check(dir, name, &engine, chunk, 1e-3);

@@ -13,10 +13,11 @@ use std::sync::{Arc, OnceLock};
 
 use hearth_inference::generate::{LocalEngine, ModelRunner};
 use hearth_inference::job::ChatMessage;
-use hearth_inference::load::{load_cpu, CpuEngine, EngineKind, EngineSpec};
+use hearth_inference::load::{load_cpu, CpuEngine};
 use hearth_inference::text::{read_tokenizer_file, TextCodec};
 use hearth_inference::{
-    CancelToken, Engine, GenerationEvent, GenerationRequest, Prompt, SamplingParams, StopReason,
+    Backend, CancelToken, Engine, GenerationEvent, GenerationRequest, LoadSpec, Prompt, SamplingParams,
+    StopReason,
 };
 
 fn gguf_path() -> Option<PathBuf> {
@@ -39,7 +40,7 @@ fn engine() -> Option<Arc<CpuEngine>> {
                 );
                 return None;
             };
-            let mut spec = EngineSpec::new(path, EngineKind::Cpu);
+            let mut spec = LoadSpec::new(path, Backend::Cpu);
             spec.tokenizer_dir = Some(common::shared_dir().join("fixtures/gemma3-270m"));
             Some(load_cpu(&spec).expect("load gemma gguf"))
         })

@@ -13,8 +13,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hearth_inference::job::ChatMessage;
 use hearth_inference::{
-    load_engine, CancelToken, EngineError, EngineKind, EngineSpec, GenerationEvent, GenerationRequest,
-    Prompt, SamplingParams, StopReason,
+    load_engine, Backend, CancelToken, EngineError, GenerationEvent, GenerationRequest, LoadSpec, Prompt,
+    SamplingParams, StopReason,
 };
 
 /// Serves a fixed stream; a prompt containing "slow" stalls before answering; "fail" gets a 500.
@@ -99,7 +99,7 @@ fn collect(
 #[test]
 fn streams_from_mock_server() {
     let base = start_mock();
-    let mut spec = EngineSpec::new("", EngineKind::Loopback { base_url: base, upstream_model: None });
+    let mut spec = LoadSpec::new("", Backend::Loopback { base_url: base, upstream_model: None });
     spec.model_id = Some("served".into());
     let engine = load_engine(&spec).unwrap();
     assert_eq!(engine.descriptor().model_id, "served");
@@ -127,10 +127,8 @@ fn streams_from_mock_server() {
 #[test]
 fn cancel_interrupts_a_stalled_server() {
     let base = start_mock();
-    let spec = EngineSpec::new(
-        "",
-        EngineKind::Loopback { base_url: base, upstream_model: Some("mock-model".into()) },
-    );
+    let spec =
+        LoadSpec::new("", Backend::Loopback { base_url: base, upstream_model: Some("mock-model".into()) });
     let engine = load_engine(&spec).unwrap();
     let cancel = CancelToken::new();
     let c2 = cancel.clone();
@@ -148,11 +146,11 @@ fn cancel_interrupts_a_stalled_server() {
 fn unreachable_server_is_a_clear_error() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}/v1");
-    let spec = EngineSpec::new("", EngineKind::Loopback { base_url: base.clone(), upstream_model: None });
+    let spec = LoadSpec::new("", Backend::Loopback { base_url: base.clone(), upstream_model: None });
     let err = load_engine(&spec).err().expect("no server");
     assert!(err.to_string().contains("not reachable"), "{err}");
 
-    let spec = EngineSpec::new("", EngineKind::Loopback { base_url: base, upstream_model: Some("m".into()) });
+    let spec = LoadSpec::new("", Backend::Loopback { base_url: base, upstream_model: Some("m".into()) });
     let engine = load_engine(&spec).unwrap();
     let (out, _, _) = collect(engine.as_ref(), &chat_request("hi", &[]), &CancelToken::new());
     assert!(matches!(out, Err(EngineError::ModelNotLoaded(ref m)) if m.contains("not reachable")), "{out:?}");
@@ -190,9 +188,9 @@ fn real_mlx_lm_server_matches_oracle() {
         assert!(Instant::now() < deadline, "mlx_lm.server did not come up");
         std::thread::sleep(Duration::from_millis(300));
     }
-    let mut spec = EngineSpec::new(
+    let mut spec = LoadSpec::new(
         &model,
-        EngineKind::Loopback { base_url: base, upstream_model: Some(model.to_string_lossy().into_owned()) },
+        Backend::Loopback { base_url: base, upstream_model: Some(model.to_string_lossy().into_owned()) },
     );
     spec.max_context = Some(2048);
     let engine = load_engine(&spec).unwrap();

@@ -6,8 +6,10 @@ mod common;
 
 use hearth_inference::generate::{LocalEngine, ModelRunner};
 use hearth_inference::job::ChatMessage;
-use hearth_inference::load::{load_cpu, EngineKind, EngineSpec};
-use hearth_inference::{CancelToken, Engine, GenerationRequest, Prompt, SamplingParams, StopReason};
+use hearth_inference::load::load_cpu;
+use hearth_inference::{
+    Backend, CancelToken, Engine, GenerationRequest, LoadSpec, Prompt, SamplingParams, StopReason,
+};
 
 fn prompt_of(case: &serde_json::Value) -> Prompt {
     match case["kind"].as_str().unwrap() {
@@ -17,7 +19,7 @@ fn prompt_of(case: &serde_json::Value) -> Prompt {
 }
 
 fn check(name: &str) -> f32 {
-    let engine = load_cpu(&EngineSpec::new(common::fixture_model(name), EngineKind::Cpu)).unwrap();
+    let engine = load_cpu(&LoadSpec::new(common::fixture_model(name), Backend::Cpu)).unwrap();
     check_engine(name, &*engine)
 }
 
@@ -77,8 +79,7 @@ fn tiny_qwen2_matches_oracle() {
 /// Prefill in chunks must give the same logits as one pass (exercises cache + masks).
 #[test]
 fn chunked_prefill_matches_single_pass() {
-    let engine =
-        load_cpu(&EngineSpec::new(common::fixture_model("tiny-llama-4bit"), EngineKind::Cpu)).unwrap();
+    let engine = load_cpu(&LoadSpec::new(common::fixture_model("tiny-llama-4bit"), Backend::Cpu)).unwrap();
     chunked_prefill_diff(&*engine, 1e-4);
 }
 
@@ -108,7 +109,7 @@ mod mlx {
     use hearth_inference::mlx::{load_mlx, MlxEngine};
 
     fn load(name: &str) -> std::sync::Arc<MlxEngine> {
-        load_mlx(&EngineSpec::new(common::fixture_model(name), EngineKind::Mlx)).unwrap()
+        load_mlx(&LoadSpec::new(common::fixture_model(name), Backend::Mlx)).unwrap()
     }
 
     #[test]
@@ -127,11 +128,11 @@ mod mlx {
         chunked_prefill_diff(&*load("tiny-llama-4bit"), 1e-3);
     }
 
-    /// `load_engine` routes `EngineKind::Mlx` to this backend wherever it is built.
+    /// `load_engine` routes `Backend::Mlx` to this backend wherever it is built.
     #[test]
     fn load_engine_picks_mlx() {
         let engine =
-            load_engine(&EngineSpec::new(common::fixture_model("tiny-llama-4bit"), EngineKind::Mlx)).unwrap();
+            load_engine(&LoadSpec::new(common::fixture_model("tiny-llama-4bit"), Backend::Mlx)).unwrap();
         assert_eq!(engine.descriptor().engine, "mlx");
         assert_eq!(engine.descriptor().model_id, "tiny-llama-4bit");
     }

@@ -13,8 +13,9 @@ use candle_core::Tensor;
 use crate::error::LoadError;
 use crate::generate::{GenerateOptions, LocalEngine, DEFAULT_PREFILL_CHUNK};
 use crate::job::ModelDescriptor;
-use crate::load::{is_gguf, EngineSpec, ModelFormat, ModelInfo};
 use crate::model_dir::{dir_name, CheckpointLayout, ModelDir};
+use crate::model_info::{is_gguf, ModelFormat, ModelInfo};
+use crate::spec::LoadSpec;
 use crate::text::{read_tokenizer_file, TextCodec};
 use decoder::{Activation, Decoder, DecoderSpec, Embedding, Layer, Linear};
 use mlx_weights::MlxWeights;
@@ -81,7 +82,7 @@ pub fn load_mlx_dir(dir: &ModelDir) -> Result<Decoder, LoadError> {
 pub type CpuEngine = LocalEngine<Decoder>;
 
 /// Loads a model directory or GGUF file on the CPU backend.
-pub fn load_cpu(spec: &EngineSpec) -> Result<Arc<CpuEngine>, LoadError> {
+pub fn load_cpu(spec: &LoadSpec) -> Result<Arc<CpuEngine>, LoadError> {
     let path = &spec.model_path;
     if is_gguf(path) {
         // The tokenizer first: parsing it is the load's biggest transient, and it should not sit

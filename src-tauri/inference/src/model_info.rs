@@ -1,0 +1,56 @@
+//! What a model is, read without loading its weights: [`ModelInfo`] and its [`ModelFormat`]. The
+//! loader's `inspect_model` fills it for model directories, the cpu backend for GGUF files.
+
+use std::path::{Path, PathBuf};
+
+use crate::spec::Backend;
+
+/// Whether `path` is a GGUF model file (as opposed to a model directory).
+pub(crate) fn is_gguf(path: &Path) -> bool {
+    path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
+/// Model storage format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelFormat {
+    /// mlx-community directory (safetensors).
+    MlxDir,
+    Gguf,
+}
+
+/// What a model is, read without loading its weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub model_id: String,
+    pub path: PathBuf,
+    pub format: ModelFormat,
+    /// `llama`, `qwen2`, `gemma3_text`, or the GGUF architecture.
+    pub family: String,
+    /// MLX affine bits and group size, when quantized that way.
+    pub quant_bits: Option<u32>,
+    pub quant_group_size: Option<usize>,
+    /// GGUF's dominant tensor type (`Q4K`, …).
+    pub gguf_type: Option<String>,
+    pub params: u64,
+    pub size_on_disk: u64,
+    pub max_context: usize,
+    /// KV-cache bytes per token of context at f32 (halve for f16 caches).
+    pub kv_bytes_per_token: u64,
+    pub has_chat_template: bool,
+    /// Whether the cpu engine can run it (and if not, why).
+    pub cpu_supported: Result<(), String>,
+}
+
+impl ModelInfo {
+    /// Memory the given backend needs for the weights plus a KV cache of `context` tokens.
+    pub fn estimated_memory(&self, backend: &Backend, context: usize) -> u64 {
+        let kv = self.kv_bytes_per_token * context as u64;
+        match (backend, &self.format) {
+            // The cpu engine dequantizes MLX weights to f32.
+            (Backend::Cpu, ModelFormat::MlxDir) => self.params * 4 + kv,
+            (Backend::Cpu, ModelFormat::Gguf) => self.size_on_disk + kv,
+            (Backend::Mlx, _) => self.size_on_disk + kv / 2,
+            _ => 0,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! What to load: the [`Backend`] that runs a model and the [`LoadSpec`] that `load_engine` turns
+//! into a running engine. Plain data at the bottom of the crate, so the loader and every backend
+//! can read a spec without importing one another.
+
+use std::path::PathBuf;
+
+/// Which backend runs the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// candle on the CPU (any OS): model directories and GGUF files.
+    Cpu,
+    /// mlx-rs on Apple Silicon (macOS; other OSes only with the `mlx` feature, on MLX's CPU build).
+    Mlx,
+    /// A local OpenAI-compatible server at `base_url` (e.g. `http://127.0.0.1:8080/v1`).
+    /// `upstream_model` is the server's name for the model; by default the first it lists.
+    Loopback { base_url: String, upstream_model: Option<String> },
+    /// The deterministic test double.
+    Scripted,
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Mlx => "mlx",
+            Backend::Loopback { .. } => "loopback",
+            Backend::Scripted => "scripted",
+        }
+    }
+}
+
+/// One model to load, and on which backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadSpec {
+    /// A model directory, or a `.gguf` file (cpu). Ignored by loopback/scripted except for naming.
+    pub model_path: PathBuf,
+    pub backend: Backend,
+    /// The id announced to buyers; defaults to the directory (or file stem) name.
+    pub model_id: Option<String>,
+    /// Caps prompt + completion tokens below the model's own limit.
+    pub max_context: Option<usize>,
+    /// Where a GGUF model's tokenizer.json(.xz)/tokenizer_config.json are; defaults to its folder.
+    pub tokenizer_dir: Option<PathBuf>,
+}
+
+impl LoadSpec {
+    pub fn new(model_path: impl Into<PathBuf>, backend: Backend) -> Self {
+        Self {
+            model_path: model_path.into(),
+            backend,
+            model_id: None,
+            max_context: None,
+            tokenizer_dir: None,
+        }
+    }
+
+    pub(crate) fn id_or(&self, default: impl FnOnce() -> String) -> String {
+        self.model_id.clone().unwrap_or_else(default)
+    }
+}
