@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, watch};
 use crate::error::SettingsError;
 use crate::model::Settings;
 use crate::store::TEMP_PREFIX;
-use crate::validate::FieldError;
+use crate::field_error::FieldError;
 
 /// Quiet time after the last file event before the file is read.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(250);
