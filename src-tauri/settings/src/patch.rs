@@ -30,8 +30,7 @@ pub fn merge_json(current: &Settings, body: &[u8]) -> Result<Settings, Vec<Field
     serde_path_to_error::deserialize::<_, Settings>(Value::Object(merged)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let field =
-            field_named_in(&inner).unwrap_or_else(|| if path == "." { "body".into() } else { path });
+        let field = field_named_in(&inner).unwrap_or_else(|| if path == "." { "body".into() } else { path });
         vec![FieldError::new(field, inner)]
     })
 }
