@@ -1,5 +1,6 @@
-//! The local control API: how `hearth status`, the web UI in a browser and the Tauri shell talk to
-//! a running provider.
+//! The local control API: how `hearth status` and the web UI in a browser talk to a running
+//! provider, over HTTP. It serves the app's [`ControlBackend`]; the Tauri shell calls that same
+//! backend in-process instead.
 //!
 //! It binds to loopback only and every request needs the per-install token (header
 //! `Authorization: Bearer …` or the `hearth_token` cookie). A browser gets the cookie from a
@@ -31,13 +32,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
-use hearth_settings::{FieldError, Settings};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::app::SettingsView;
-use crate::earnings::{EarningsRange, EarningsReport};
-use crate::models::LocalModel;
+use crate::backend::{ControlBackend, PutSettingsError};
+use crate::earnings::EarningsRange;
 use crate::status::{Status, StatusHub};
 
 /// Snapshots per SSE client are at least this far apart (≤ 5 a second); the newest always wins.
@@ -61,29 +60,6 @@ pub enum ControlError {
     NotRunning { path: PathBuf },
     #[error("cannot reach the provider's control API at {url}: {problem}")]
     Unreachable { url: String, problem: String },
-}
-
-/// Why a settings update was refused.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PutSettingsError {
-    /// Shown field by field (HTTP 422); nothing was saved.
-    Invalid(Vec<FieldError>),
-    /// The file could not be written.
-    Save(String),
-}
-
-/// What the control API needs from the app beyond the status. Every method may block (disk,
-/// keychain); the server calls them off the async workers.
-pub trait ControlBackend: Send + Sync + 'static {
-    /// Start serving (asynchronously; the snapshot shows the progress).
-    fn start(&self);
-    /// Drain and stop serving (asynchronously).
-    fn stop(&self);
-    fn settings(&self) -> SettingsView;
-    /// Validates, saves and applies a JSON object of settings fields.
-    fn put_settings(&self, body: &[u8]) -> Result<Settings, PutSettingsError>;
-    fn models(&self) -> Vec<LocalModel>;
-    fn earnings(&self, range: EarningsRange, limit: usize) -> Result<EarningsReport, String>;
 }
 
 /// What a client needs to reach a running provider.

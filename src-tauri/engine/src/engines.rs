@@ -1,6 +1,7 @@
-//! From an engine choice to a loaded [`Engine`]: the one engine factory that both the `hearth` CLI
-//! and the Tauri shell hand to the [`App`](crate::app::App), so the two cannot disagree on how a
-//! model is loaded.
+//! From an engine choice to a loaded [`Engine`]: what the app asks for ([`EngineChoice`]), the
+//! shape of a loader ([`EngineFactory`]) and the one factory that both the `hearth` CLI and the
+//! Tauri shell hand to the [`App`](crate::app::App), so the two cannot disagree on how a model is
+//! loaded.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +10,20 @@ use hearth_inference::scripted::ScriptedEngine;
 use hearth_inference::Engine;
 use hearth_settings::EngineKind;
 
-use crate::app::{EngineFactory, EngineSpec};
+/// Which engine to build, from the settings and the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineChoice {
+    pub kind: EngineKind,
+    /// The model id to announce, when the command line names one.
+    pub model_id: Option<String>,
+    pub model_path: Option<PathBuf>,
+    /// The local OpenAI-compatible server of the loopback engine (the settings' `loopback_url`).
+    pub loopback_url: Option<String>,
+}
+
+/// Builds (loads) an engine. Called on the supervisor task each time a provider starts; an `Err` is
+/// shown as "model not loaded: …".
+pub type EngineFactory = Arc<dyn Fn(&EngineChoice) -> Result<Arc<dyn Engine>, String> + Send + Sync>;
 
 /// The engine to use when nobody said: the platform's real engine for a model, else the scripted
 /// one (so a provider without a model still runs, for protocol testing).
@@ -21,7 +35,7 @@ pub fn default_kind(has_model: bool) -> EngineKind {
     }
 }
 
-/// What loading needs beyond the app's [`EngineSpec`], from the command line. Each field, when set,
+/// What loading needs beyond the app's [`EngineChoice`], from the command line. Each field, when set,
 /// wins over what the settings say.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
@@ -73,12 +87,12 @@ pub fn load(
 /// from the command line on top.
 pub fn factory(options: &LoadOptions) -> EngineFactory {
     let options = options.clone();
-    Arc::new(move |spec: &EngineSpec| {
+    Arc::new(move |choice: &EngineChoice| {
         let mut options = options.clone();
         if options.loopback_url.is_none() {
-            options.loopback_url = spec.loopback_url.clone();
+            options.loopback_url = choice.loopback_url.clone();
         }
-        load(spec.kind, spec.model_path.as_deref(), spec.model_id.as_deref(), &options)
+        load(choice.kind, choice.model_path.as_deref(), choice.model_id.as_deref(), &options)
     })
 }
 
@@ -86,8 +100,13 @@ pub fn factory(options: &LoadOptions) -> EngineFactory {
 mod tests {
     use super::*;
 
-    fn spec(kind: EngineKind, loopback_url: Option<&str>) -> EngineSpec {
-        EngineSpec { kind, model_id: None, model_path: None, loopback_url: loopback_url.map(str::to_string) }
+    fn choice(kind: EngineKind, loopback_url: Option<&str>) -> EngineChoice {
+        EngineChoice {
+            kind,
+            model_id: None,
+            model_path: None,
+            loopback_url: loopback_url.map(str::to_string),
+        }
     }
 
     #[test]
@@ -100,11 +119,11 @@ mod tests {
     #[test]
     fn the_factory_builds_the_scripted_engine_and_explains_what_is_missing() {
         let f = factory(&LoadOptions::default());
-        let engine = f(&spec(EngineKind::Scripted, None)).expect("scripted needs nothing");
+        let engine = f(&choice(EngineKind::Scripted, None)).expect("scripted needs nothing");
         assert_eq!(engine.descriptor().model_id, "hearth-scripted");
-        let err = f(&spec(EngineKind::Cpu, None)).err().expect("cpu without a model");
+        let err = f(&choice(EngineKind::Cpu, None)).err().expect("cpu without a model");
         assert!(err.contains("no model chosen"), "{err}");
-        let err = f(&spec(EngineKind::Loopback, None)).err().expect("loopback without a URL");
+        let err = f(&choice(EngineKind::Loopback, None)).err().expect("loopback without a URL");
         assert!(err.contains("loopback_url"), "{err}");
     }
 
@@ -114,7 +133,7 @@ mod tests {
         // and the error says which server was asked.
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let from_settings = format!("http://{closed}/v1");
-        let err = factory(&LoadOptions::default())(&spec(EngineKind::Loopback, Some(&from_settings)))
+        let err = factory(&LoadOptions::default())(&choice(EngineKind::Loopback, Some(&from_settings)))
             .err()
             .expect("nothing listens there");
         assert!(err.contains(&closed.to_string()), "the settings' URL was asked: {err}");
@@ -122,7 +141,7 @@ mod tests {
         let flag =
             LoadOptions { loopback_url: Some("http://127.0.0.1:1/flag/v1".into()), ..Default::default() };
         let err =
-            factory(&flag)(&spec(EngineKind::Loopback, Some(&from_settings))).err().expect("closed too");
+            factory(&flag)(&choice(EngineKind::Loopback, Some(&from_settings))).err().expect("closed too");
         assert!(!err.contains(&closed.to_string()), "the command line wins: {err}");
     }
 }

@@ -4,7 +4,9 @@
 //!   reconnect, drain);
 //! * [`relay`]: requests → inference jobs → response frames;
 //! * [`status`]: the one snapshot everything user-facing shows;
-//! * [`control`]: the local HTTP API (`hearth status`, later the UI);
+//! * [`backend`]: what the app does for its clients ([`backend::ControlBackend`]) and the views it
+//!   answers with; the control API serves it over HTTP, the Tauri shell calls it in-process;
+//! * [`control`]: the local HTTP API (`hearth status`, the web UI in a browser);
 //! * [`provider`]: ties session and status together behind one handle;
 //! * [`app`]: the long-lived headless service (settings, ledger, control API, provider lifecycle)
 //!   that `hearth serve` runs and the Tauri shell embeds;
@@ -14,6 +16,7 @@
 //! * [`ui_assets`]: the built web UI, served by the control API to browsers.
 
 pub mod app;
+pub mod backend;
 pub mod control;
 pub mod earnings;
 pub mod engines;

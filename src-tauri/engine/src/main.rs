@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use hearth_engine::app::{App, AppConfig, EngineFactory, Overrides};
+use hearth_engine::app::{App, AppConfig, Overrides};
 use hearth_engine::control;
+use hearth_engine::engines::EngineFactory;
 use hearth_engine::session::ProviderConfig;
 use hearth_engine::status::Status;
 use hearth_engine::telemetry::{self, LogFormat};

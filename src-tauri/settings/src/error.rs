@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::validate::FieldError;
+use crate::field_error::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {

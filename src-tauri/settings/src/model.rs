@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::validate::FieldError;
+use crate::field_error::FieldError;
 
 /// Which coordinator to serve.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -22,9 +22,9 @@ use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::{broadcast, watch};
 
 use crate::error::SettingsError;
+use crate::field_error::FieldError;
 use crate::model::Settings;
 use crate::store::TEMP_PREFIX;
-use crate::validate::FieldError;
 
 /// Quiet time after the last file event before the file is read.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(250);

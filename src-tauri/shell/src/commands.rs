@@ -1,15 +1,21 @@
 //! The IPC commands the UI calls inside the shell (the browser calls the same operations on the
-//! control API). Each one forwards to the engine; none decides anything itself.
+//! control API). Each one forwards to the engine's backend, in-process; none decides anything
+//! itself. What they answer and reject with is what ui/src/transport.ts reads.
 
+use hearth_engine::backend::{PutSettingsError, SettingsView};
+use hearth_engine::earnings::{EarningsRange, EarningsReport};
+use hearth_engine::models::LocalModel;
 use hearth_engine::status::Status;
-use hearth_settings::{FieldError, Keychain, ProviderToken};
-use reqwest::Method;
+use hearth_settings::{FieldError, Keychain, ProviderToken, Settings};
 use serde::Serialize;
 use serde_json::Value;
 use tauri::{AppHandle, State};
 
 use crate::engine_link::{EngineLink, LinkError};
 use crate::windows::{self, WindowKind};
+
+/// How many jobs the earnings view lists (as the browser UI asks the control API for).
+const EARNINGS_LIMIT: usize = 50;
 
 /// What a command rejects with; the UI reads `kind` (see ui/src/transport.ts).
 #[derive(Debug, Serialize, thiserror::Error)]
@@ -22,20 +28,24 @@ pub enum CommandError {
     Failed { message: String },
 }
 
+impl CommandError {
+    fn failed(e: impl std::fmt::Display) -> Self {
+        CommandError::Failed { message: e.to_string() }
+    }
+}
+
 impl From<LinkError> for CommandError {
     fn from(e: LinkError) -> Self {
-        if let LinkError::Refused { status: 422, body } = &e {
-            if let Ok(errors) = serde_json::from_value::<Vec<FieldError>>(body["errors"].clone()) {
-                return CommandError::Invalid { errors };
-            }
+        CommandError::failed(e)
+    }
+}
+
+impl From<PutSettingsError> for CommandError {
+    fn from(e: PutSettingsError) -> Self {
+        match e {
+            PutSettingsError::Invalid(errors) => CommandError::Invalid { errors },
+            PutSettingsError::Save(message) => CommandError::Failed { message },
         }
-        let message = match &e {
-            LinkError::Refused { body, .. } => {
-                body["error"].as_str().map(str::to_string).unwrap_or(e.to_string())
-            }
-            _ => e.to_string(),
-        };
-        CommandError::Failed { message }
     }
 }
 
@@ -57,43 +67,38 @@ pub fn stop(engine: State<'_, EngineLink>) -> Result<()> {
 }
 
 #[tauri::command]
-pub async fn get_settings(engine: State<'_, EngineLink>) -> Result<Value> {
-    Ok(engine.api(Method::GET, "/api/settings", None).await?)
+pub async fn get_settings(engine: State<'_, EngineLink>) -> Result<SettingsView> {
+    Ok(engine.call(|b| b.settings()).await?)
 }
 
 /// Saves a patch of settings fields; the engine validates, saves and applies them. Start at login
 /// is the one setting the shell itself carries out (it owns the OS login item).
 #[tauri::command]
-pub async fn put_settings(app: AppHandle, engine: State<'_, EngineLink>, patch: Value) -> Result<Value> {
-    let answer = engine.api(Method::PUT, "/api/settings", Some(&patch)).await?;
-    let settings = answer["settings"].clone();
-    if let Some(on) = settings["start_at_login"].as_bool() {
-        crate::apply_start_at_login(&app, on);
-    }
+pub async fn put_settings(app: AppHandle, engine: State<'_, EngineLink>, patch: Value) -> Result<Settings> {
+    // The same bytes a browser's PUT /api/settings carries.
+    let body = serde_json::to_vec(&patch).map_err(CommandError::failed)?;
+    let settings = engine.call(move |b| b.put_settings(&body)).await??;
+    crate::apply_start_at_login(&app, settings.start_at_login);
     Ok(settings)
 }
 
 #[tauri::command]
-pub async fn models(engine: State<'_, EngineLink>) -> Result<Value> {
-    let answer = engine.api(Method::GET, "/api/models", None).await?;
-    Ok(answer["models"].clone())
+pub async fn models(engine: State<'_, EngineLink>) -> Result<Vec<LocalModel>> {
+    Ok(engine.call(|b| b.models()).await?)
 }
 
 #[tauri::command]
-pub async fn earnings(engine: State<'_, EngineLink>, range: String) -> Result<Value> {
-    if !matches!(range.as_str(), "today" | "7d" | "all") {
-        return Err(CommandError::Failed { message: format!("unknown range {range:?}") });
-    }
-    Ok(engine.api(Method::GET, &format!("/api/earnings?range={range}&limit=50"), None).await?)
+pub async fn earnings(engine: State<'_, EngineLink>, range: String) -> Result<EarningsReport> {
+    let range: EarningsRange =
+        range.parse().map_err(|_| CommandError::failed(format!("unknown range {range:?}")))?;
+    engine.call(move |b| b.earnings(range, EARNINGS_LIMIT)).await?.map_err(CommandError::failed)
 }
 
 /// Stores (or with `null`, removes) the provider token in the OS keychain, under the provider id
 /// in force. A running provider is restarted so the coordinator sees the new token.
 #[tauri::command]
 pub async fn set_token(engine: State<'_, EngineLink>, token: Option<String>) -> Result<()> {
-    let settings = engine.api(Method::GET, "/api/settings", None).await?;
-    let provider_id = settings["effective"]["provider_id"].as_str().unwrap_or_default().to_string();
-    let failed = |e: &dyn std::fmt::Display| CommandError::Failed { message: e.to_string() };
+    let provider_id = engine.call(|b| b.settings().effective.provider_id).await?;
     let token = token
         .map(ProviderToken::new)
         .transpose()
@@ -106,8 +111,8 @@ pub async fn set_token(engine: State<'_, EngineLink>, token: Option<String>) -> 
         }
     })
     .await
-    .map_err(|e| failed(&e))?
-    .map_err(|e| failed(&e))?;
+    .map_err(CommandError::failed)?
+    .map_err(CommandError::failed)?;
     let phase = engine.snapshot().phase;
     use hearth_engine::status::ProviderPhase::*;
     if !matches!(phase, Stopped | Error | Paused) {
@@ -119,11 +124,39 @@ pub async fn set_token(engine: State<'_, EngineLink>, token: Option<String>) -> 
 
 #[tauri::command]
 pub fn open_window(app: AppHandle, which: WindowKind) -> Result<()> {
-    windows::show(&app, which).map_err(|e| CommandError::Failed { message: e.to_string() })
+    windows::show(&app, which).map_err(CommandError::failed)
 }
 
 #[tauri::command]
 pub fn close_window(app: AppHandle, which: WindowKind) -> Result<()> {
     windows::hide(&app, which);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Refusals reach the web side in the shape ui/src/transport.ts reads (`kind`, then `errors`
+    /// or `message`).
+    #[test]
+    fn refusals_keep_the_shape_the_ui_reads() {
+        let invalid =
+            CommandError::from(PutSettingsError::Invalid(vec![FieldError::new("slots", "too many")]));
+        assert_eq!(
+            serde_json::to_value(&invalid).unwrap(),
+            json!({"kind": "invalid", "errors": [{"field": "slots", "message": "too many"}]})
+        );
+        let failed = CommandError::from(PutSettingsError::Save("cannot write settings.toml".into()));
+        assert_eq!(
+            serde_json::to_value(&failed).unwrap(),
+            json!({"kind": "failed", "message": "cannot write settings.toml"})
+        );
+        assert_eq!(
+            serde_json::to_value(CommandError::from(LinkError::Gone)).unwrap(),
+            json!({"kind": "failed", "message": "the engine is shutting down"})
+        );
+    }
 }

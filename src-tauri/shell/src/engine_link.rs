@@ -1,19 +1,17 @@
 //! The engine, embedded: the shell starts the same headless [`App`] that `hearth serve` runs and
-//! talks to it in two ways: the status hub and start/stop directly, and the few calls the `App`
-//! does not expose as methods (settings, models, earnings) through its own loopback control API,
-//! with the per-install token. The API is the one contract both the browser UI and the shell use,
-//! so the shell adds no second code path for validation or reporting.
+//! calls it in-process — the status hub for snapshots, and the app's [`ControlBackend`] (the one
+//! the control API serves browsers over HTTP) for everything else. One backend behind both, so the
+//! shell adds no second code path for validation or reporting, and never talks HTTP to itself.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hearth_engine::app::{App, AppConfig};
-use hearth_engine::control;
+use hearth_engine::backend::ControlBackend;
 use hearth_engine::engines::{self, LoadOptions};
 use hearth_engine::session::ProviderConfig;
 use hearth_engine::status::{Status, StatusHub};
 use hearth_settings::HearthPaths;
-use serde_json::Value;
 
 /// In-flight jobs get this long to finish when the user stops or quits.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -26,20 +24,15 @@ pub enum LinkError {
     Start(String),
     #[error("the engine is shutting down")]
     Gone,
-    #[error("cannot reach the engine's control API: {0}")]
-    Unreachable(String),
-    /// The API refused the request; `body` is its JSON answer (e.g. 422 field errors).
-    #[error("the engine answered {status}")]
-    Refused { status: u16, body: Value },
+    /// The call itself broke (it panicked), as opposed to the engine refusing it.
+    #[error("the engine call failed: {0}")]
+    Call(String),
 }
 
 /// The engine as the shell holds it.
 pub struct EngineLink {
     app: Mutex<Option<App>>,
     hub: StatusHub,
-    base_url: String,
-    token: String,
-    http: reqwest::Client,
 }
 
 impl EngineLink {
@@ -52,26 +45,13 @@ impl EngineLink {
 
     /// As [`EngineLink::start`], with the config and data directories given.
     pub async fn start_with(paths: HearthPaths, serve_now: bool) -> Result<EngineLink, LinkError> {
-        let data_dir = paths.data_dir.clone();
         // The same factory as `hearth serve`; the app has no command line, so everything (engine,
         // model, loopback URL) comes from the settings.
         let mut config = AppConfig::new(paths, engines::factory(&LoadOptions::default()));
         config.autostart = serve_now;
         config.tune_provider = Some(Arc::new(|c: &mut ProviderConfig| c.drain_timeout = DRAIN_TIMEOUT));
         let app = App::start(config).await.map_err(|e| LinkError::Start(e.to_string()))?;
-        let endpoint = control::find_endpoint(&data_dir).map_err(|e| LinkError::Start(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .no_proxy()
-            .build()
-            .map_err(|e| LinkError::Start(e.to_string()))?;
-        Ok(EngineLink {
-            hub: app.status().clone(),
-            base_url: format!("http://{}", app.control_addr()),
-            token: endpoint.token,
-            http,
-            app: Mutex::new(Some(app)),
-        })
+        Ok(EngineLink { hub: app.status().clone(), app: Mutex::new(Some(app)) })
     }
 
     pub fn hub(&self) -> &StatusHub {
@@ -82,17 +62,32 @@ impl EngineLink {
         self.hub.snapshot()
     }
 
-    fn with_app(&self, f: impl FnOnce(&App)) -> Result<(), LinkError> {
+    /// The app's backend, until the engine is shut down.
+    fn backend(&self) -> Result<Arc<dyn ControlBackend>, LinkError> {
         let guard = self.app.lock().unwrap_or_else(|e| e.into_inner());
-        guard.as_ref().map(f).ok_or(LinkError::Gone)
+        guard.as_ref().map(App::backend).ok_or(LinkError::Gone)
     }
 
     pub fn start_serving(&self) -> Result<(), LinkError> {
-        self.with_app(App::start_provider)
+        self.backend()?.start();
+        Ok(())
     }
 
     pub fn stop_serving(&self) -> Result<(), LinkError> {
-        self.with_app(App::stop_provider)
+        self.backend()?.stop();
+        Ok(())
+    }
+
+    /// One backend call, off the async workers: the settings, the keychain and the ledger's
+    /// SQLite all block.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn ControlBackend) -> T + Send + 'static,
+    ) -> Result<T, LinkError> {
+        let backend = self.backend()?;
+        tauri::async_runtime::spawn_blocking(move || f(backend.as_ref()))
+            .await
+            .map_err(|e| LinkError::Call(e.to_string()))
     }
 
     /// Drains in-flight jobs (bounded by [`QUIT_LIMIT`]) and stops the engine. Later calls find
@@ -105,28 +100,6 @@ impl EngineLink {
             }
         }
     }
-
-    /// One control API call; a non-2xx answer comes back as [`LinkError::Refused`] with its body.
-    pub async fn api(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, LinkError> {
-        let mut request =
-            self.http.request(method, format!("{}{path}", self.base_url)).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.map_err(|e| LinkError::Unreachable(e.to_string()))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            Ok(body)
-        } else {
-            Err(LinkError::Refused { status: status.as_u16(), body })
-        }
-    }
 }
 
 #[cfg(test)]
@@ -136,6 +109,31 @@ mod tests {
     use hearth_engine::status::ProviderPhase;
 
     use super::*;
+
+    /// The shell's calls reach the same backend the control API serves, in-process: a patch is
+    /// merged, validated and saved, a bad one is refused field by field, and after quitting
+    /// nothing answers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn settings_calls_go_through_the_backend_in_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = HearthPaths { config_dir: dir.path().join("config"), data_dir: dir.path().join("data") };
+        let link = EngineLink::start_with(paths, false).await.unwrap();
+
+        let saved = link.call(|b| b.put_settings(br#"{"slots": 3}"#)).await.unwrap().unwrap();
+        assert_eq!(saved.slots, 3);
+        let view = link.call(|b| b.settings()).await.unwrap();
+        assert_eq!((view.settings.slots, view.effective.slots), (3, 3));
+
+        let refused = link.call(|b| b.put_settings(br#"{"slots": 9}"#)).await.unwrap().unwrap_err();
+        let hearth_engine::backend::PutSettingsError::Invalid(errors) = refused else {
+            panic!("refused field by field: {refused:?}")
+        };
+        assert_eq!(errors[0].field, "slots");
+        assert_eq!(link.call(|b| b.settings()).await.unwrap().settings.slots, 3, "nothing saved");
+
+        link.shutdown().await;
+        assert!(matches!(link.call(|b| b.settings()).await, Err(LinkError::Gone)));
+    }
 
     /// Quit from the tray: a buyer's streamed answer in progress is finished, not cut, and the
     /// engine is gone afterwards — within the bound.

@@ -1,0 +1,75 @@
+//! The app's side of [`ControlBackend`]: what the control API (for browsers and `hearth`) and the
+//! Tauri shell (in-process) ask of the running app — start, stop, the settings view, saving a
+//! settings patch, the local models and the earnings report.
+
+use hearth_settings::{resolve_token, Settings, SettingsError};
+
+use super::choice::ProviderChoice;
+use super::state::{AppState, Command};
+use crate::backend::{ControlBackend, EffectiveSettings, PutSettingsError, SettingsView};
+use crate::earnings::{EarningsRange, EarningsReport};
+use crate::models::LocalModel;
+use crate::status::unix_ms;
+
+impl ControlBackend for AppState {
+    fn start(&self) {
+        self.send(Command::Start);
+    }
+
+    fn stop(&self) {
+        self.send(Command::Stop);
+    }
+
+    fn settings(&self) -> SettingsView {
+        let settings = self.settings.borrow().clone();
+        let choice = ProviderChoice::of(&settings, &self.overrides);
+        let token_source = match resolve_token(&choice.provider_id) {
+            Ok(Some(t)) => Some(format!("{:?}", t.source).to_lowercase()),
+            _ => None,
+        };
+        SettingsView {
+            path: self.store.path().to_path_buf(),
+            errors: self.hub.snapshot().settings.errors,
+            pinned: self.overrides.pinned(),
+            effective: EffectiveSettings {
+                coordinator: choice.coordinator.to_string(),
+                provider_id: choice.provider_id,
+                slots: choice.slots,
+                engine: choice.engine.kind,
+                model_id: choice.engine.model_id,
+                model_path: choice.engine.model_path,
+            },
+            settings,
+            token_source,
+        }
+    }
+
+    fn put_settings(&self, body: &[u8]) -> Result<Settings, PutSettingsError> {
+        let current = self.settings.borrow().clone();
+        let settings =
+            hearth_settings::patch::merge_json(&current, body).map_err(PutSettingsError::Invalid)?;
+        settings.validate().map_err(PutSettingsError::Invalid)?;
+        self.store.save(&settings).map_err(|e| match e {
+            SettingsError::Invalid(errors) => PutSettingsError::Invalid(errors),
+            other => PutSettingsError::Save(other.to_string()),
+        })?;
+        // The watcher will see the file too; applying here makes the answer reflect it at once,
+        // and applying the same settings twice changes nothing.
+        self.hub.update(|s| s.settings.errors.clear());
+        self.send(Command::Apply(Box::new(settings.clone())));
+        Ok(settings)
+    }
+
+    fn models(&self) -> Vec<LocalModel> {
+        crate::models::discover(&self.roots, crate::system::total_ram_bytes())
+    }
+
+    fn earnings(&self, range: EarningsRange, limit: usize) -> Result<EarningsReport, String> {
+        let (version, source) = {
+            let c = self.card.read().unwrap_or_else(|e| e.into_inner());
+            (c.card.version.clone(), c.source)
+        };
+        crate::earnings::report(&self.ledger, range, unix_ms() as i64, limit, (&version, source))
+            .map_err(|e| e.to_string())
+    }
+}

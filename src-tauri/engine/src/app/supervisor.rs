@@ -1,0 +1,265 @@
+//! The supervisor: the one task that changes the provider. It takes, in order, the commands from
+//! the clients, the settings applied, the power probe's answer and the provider ending by itself;
+//! it starts (loading the engine, reading the token), stops, restarts on a changed
+//! [`ProviderChoice`] and pauses on battery. It also owns the embedded local pool, and tells the
+//! background pollers which coordinator it connected to.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_settings::{resolve_token, Coordinator, Settings};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::choice::ProviderChoice;
+use super::config::{AppConfig, ProviderTuning};
+use super::power::PowerSource;
+use super::recorder::Recorder;
+use super::remote::{gateway_url, Target};
+use super::state::{AppState, Command};
+use crate::engines::EngineFactory;
+use crate::provider::{Provider, ProviderOptions};
+use crate::session::ProviderConfig;
+use crate::status::ProviderPhase;
+
+pub(super) struct Supervisor {
+    state: Arc<AppState>,
+    recorder: Recorder,
+    factory: EngineFactory,
+    tune: Option<ProviderTuning>,
+    power: Arc<dyn PowerSource>,
+    local_pool_addr: SocketAddr,
+    /// The embedded pool, once `local_pool` was used.
+    local_pool: Option<hearth_pool::Pool>,
+    provider: Option<Provider>,
+    /// What the current (or last attempted) provider was started with.
+    running: Option<ProviderChoice>,
+    /// The user wants it serving (autostart, `start`), as opposed to stopped.
+    wanted: bool,
+    paused: bool,
+    target: watch::Sender<Option<Target>>,
+    exits: watch::Sender<Option<String>>,
+}
+
+impl Supervisor {
+    /// A supervisor that, once run, serves at once if `config.autostart`. It publishes the
+    /// coordinator it connects to on `target` and a provider's own ending on `exits`.
+    pub fn new(
+        state: Arc<AppState>,
+        recorder: Recorder,
+        config: &AppConfig,
+        target: watch::Sender<Option<Target>>,
+        exits: watch::Sender<Option<String>>,
+    ) -> Supervisor {
+        Supervisor {
+            state,
+            recorder,
+            factory: config.engine_factory.clone(),
+            tune: config.tune_provider.clone(),
+            power: config.power.clone(),
+            local_pool_addr: config.local_pool_addr,
+            local_pool: None,
+            provider: None,
+            running: None,
+            wanted: config.autostart,
+            paused: false,
+            target,
+            exits,
+        }
+    }
+
+    pub fn spawn(self, commands: mpsc::UnboundedReceiver<Command>, power_poll: Duration) -> JoinHandle<()> {
+        tokio::spawn(self.run(commands, power_poll))
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, power_poll: Duration) {
+        self.check_power().await;
+        if self.wanted && !self.paused {
+            self.start().await;
+        }
+        let mut power = tokio::time::interval(power_poll);
+        power.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Start) => {
+                        self.wanted = true;
+                        if self.paused {
+                            self.state.hub.update(|s| s.reason = format!("{} (start asked; it resumes on external power)", pause_reason()));
+                        } else if self.provider.is_none() {
+                            self.start().await;
+                        }
+                    }
+                    Some(Command::Stop) => {
+                        self.wanted = false;
+                        self.stop("stopped by the user").await;
+                    }
+                    Some(Command::Apply(s)) => self.apply(*s).await,
+                    Some(Command::Shutdown(done)) => {
+                        self.stop("the app is shutting down").await;
+                        if let Some(pool) = self.local_pool.take() {
+                            pool.shutdown().await;
+                        }
+                        let recorder = self.recorder.clone();
+                        let _ = tokio::task::spawn_blocking(move || recorder.flush()).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => return,
+                },
+                _ = provider_finished(&mut self.provider) => {
+                    // Only a terminal close or a permanent error ends a provider by itself.
+                    self.provider = None;
+                    let reason = self.state.hub.snapshot().reason;
+                    tracing::warn!(%reason, "the provider stopped by itself");
+                    self.exits.send_replace(Some(reason));
+                }
+                _ = power.tick() => self.check_power().await,
+            }
+        }
+    }
+
+    fn choice(&self) -> ProviderChoice {
+        ProviderChoice::of(&self.state.settings.borrow(), &self.state.overrides)
+    }
+
+    async fn apply(&mut self, settings: Settings) {
+        self.state.settings.send_replace(settings);
+        let new = self.choice();
+        self.check_power().await;
+        if self.wanted && !self.paused && self.running.as_ref() != Some(&new) {
+            tracing::info!("settings changed what the provider serves; restarting it");
+            self.stop("restarting with new settings").await;
+            self.start().await;
+        }
+    }
+
+    async fn check_power(&mut self) {
+        let pause = self.state.settings.borrow().pause_on_battery && self.power.on_battery() == Some(true);
+        if pause && !self.paused {
+            self.paused = true;
+            self.stop(&pause_reason()).await;
+            self.state.hub.update(|s| s.set_phase(ProviderPhase::Paused, pause_reason()));
+        } else if !pause && self.paused {
+            self.paused = false;
+            if self.wanted {
+                self.start().await;
+            } else {
+                self.state.hub.update(|s| s.set_phase(ProviderPhase::Stopped, "stopped by the user"));
+            }
+        }
+    }
+
+    async fn stop(&mut self, why: &str) {
+        if let Some(p) = self.provider.take() {
+            p.stop().await;
+        }
+        self.running = None;
+        let why = why.to_string();
+        self.state.hub.update(|s| {
+            s.connection.connected = false;
+            s.active_jobs.clear();
+            s.set_phase(ProviderPhase::Stopped, why);
+        });
+    }
+
+    async fn start(&mut self) {
+        let choice = self.choice();
+        self.running = Some(choice.clone());
+        self.exits.send_replace(None);
+        let url = match &choice.coordinator {
+            Coordinator::Url(u) => u.clone(),
+            Coordinator::LocalPool => match self.ensure_local_pool().await {
+                Ok(url) => url,
+                Err(e) => return self.fail(e),
+            },
+        };
+        if let Err(e) = crate::session::connect::validate_url(&url) {
+            return self.fail(e.to_string());
+        }
+        // Loading reads every weight (seconds), and the loopback engine asks its server with a
+        // blocking client, which must not run on an async worker: off to the blocking pool.
+        let (factory, engine_choice) = (self.factory.clone(), choice.engine.clone());
+        let engine = match tokio::task::spawn_blocking(move || factory(&engine_choice)).await {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) => return self.fail(format!("model not loaded: {e}")),
+            Err(e) => return self.fail(format!("model not loaded: the loader failed: {e}")),
+        };
+        let id = choice.provider_id.clone();
+        let token = match tokio::task::spawn_blocking(move || resolve_token(&id)).await {
+            Ok(Ok(t)) => t.map(|r| r.token),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "no provider token from the keychain; connecting without one");
+                None
+            }
+            Err(_) => None,
+        };
+        let mut config = ProviderConfig::new(url.clone(), choice.provider_id.clone());
+        config.slots = choice.slots;
+        config.token = token.as_ref().map(|t| t.expose().to_string());
+        if let Some(tune) = &self.tune {
+            tune(&mut config);
+        }
+        let ca_file = config.ca_file.clone();
+        let options = ProviderOptions {
+            probe: None,
+            status: Some(self.state.hub.clone()),
+            job_sink: Some(self.recorder.sink()),
+        };
+        tracing::info!(coordinator = %url, provider_id = %choice.provider_id, slots = choice.slots, "starting the provider");
+        self.provider = Some(Provider::start_with(config, engine, options));
+        let target = gateway_url(&url).map(|gateway_url| Target {
+            gateway_url,
+            provider_id: choice.provider_id.clone(),
+            token,
+            ca_file,
+        });
+        if *self.target.borrow() != target {
+            self.target.send_replace(target);
+        }
+    }
+
+    fn fail(&mut self, why: String) {
+        tracing::error!(%why, "the provider cannot start");
+        self.state.hub.update(|s| {
+            s.connection.last_error = Some(why.clone());
+            s.set_phase(ProviderPhase::Error, why);
+        });
+    }
+
+    /// Starts the embedded pool on first use. If its port is taken, another local pool (e.g.
+    /// `hearth pool`) is assumed to serve there and is used instead.
+    async fn ensure_local_pool(&mut self) -> Result<String, String> {
+        let url = format!("ws://{}/ws/provider", self.local_pool_addr);
+        if self.local_pool.is_some() {
+            return Ok(url);
+        }
+        let config = hearth_pool::PoolConfig { listen: self.local_pool_addr, ..Default::default() };
+        match hearth_pool::Pool::start(config).await {
+            Ok(pool) => {
+                self.local_pool = Some(pool);
+                Ok(url)
+            }
+            Err(hearth_pool::PoolError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                tracing::info!(%url, "a local pool already listens there; using it");
+                Ok(url)
+            }
+            Err(e) => Err(format!("cannot start the local pool: {e}")),
+        }
+    }
+}
+
+fn pause_reason() -> String {
+    "paused: this machine is running on battery and pause_on_battery is on; it resumes on external power"
+        .to_string()
+}
+
+async fn provider_finished(p: &mut Option<Provider>) {
+    match p {
+        Some(p) => p.wait().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,67 @@
+//! What the app does for its clients, as one trait: [`ControlBackend`], and the plain types it
+//! answers with. The control API (`control`) serves it to browsers and `hearth` over HTTP; the
+//! Tauri shell calls the same trait in-process. One implementation (the app's) behind both, so
+//! validation and reporting cannot differ between the two.
+//!
+//! It sits at the bottom of the crate, below both the control API and the app: the app starts the
+//! control API, and the control API needs only this trait, never the app.
+
+use std::path::PathBuf;
+
+use hearth_settings::{EngineKind, FieldError, Settings};
+use serde::Serialize;
+
+use crate::earnings::{EarningsRange, EarningsReport};
+use crate::models::LocalModel;
+
+/// What the control API and the shell need from the app beyond the status. Every method may block
+/// (disk, keychain, SQLite): call them off the async workers.
+pub trait ControlBackend: Send + Sync + 'static {
+    /// Start serving (asynchronously; the snapshot shows the progress).
+    fn start(&self);
+    /// Drain and stop serving (asynchronously).
+    fn stop(&self);
+    fn settings(&self) -> SettingsView;
+    /// Validates, saves and applies a JSON object of settings fields.
+    fn put_settings(&self, body: &[u8]) -> Result<Settings, PutSettingsError>;
+    fn models(&self) -> Vec<LocalModel>;
+    fn earnings(&self, range: EarningsRange, limit: usize) -> Result<EarningsReport, String>;
+}
+
+/// Why a settings update was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PutSettingsError {
+    /// Shown field by field (HTTP 422); nothing was saved.
+    #[error("invalid settings: {}", FieldError::join(.0))]
+    Invalid(Vec<FieldError>),
+    /// The file could not be written.
+    #[error("{0}")]
+    Save(String),
+}
+
+/// What `GET /api/settings` (and the shell's `get_settings`) returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsView {
+    /// The settings in force (the last valid file).
+    pub settings: Settings,
+    pub path: PathBuf,
+    /// The last rejected edit's errors, if the file on disk is currently invalid.
+    pub errors: Vec<FieldError>,
+    /// Fields the command line overrides.
+    pub pinned: Vec<String>,
+    /// What the provider actually uses, overrides applied.
+    pub effective: EffectiveSettings,
+    /// Where the provider token comes from (`keychain`, `env`), or `null` without one. The token
+    /// itself is never served.
+    pub token_source: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EffectiveSettings {
+    pub coordinator: String,
+    pub provider_id: String,
+    pub slots: u32,
+    pub engine: EngineKind,
+    pub model_id: Option<String>,
+    pub model_path: Option<PathBuf>,
+}
