@@ -6,10 +6,11 @@
 //! `hearth-protocol` types, and in [`PoolConfig::strict`] mode reproduces the older production
 //! coordinator's stale-write-deadline hazard so the provider can be proven to survive it.
 //!
-//! Layout: [`config`] and [`error`] are the boundary; `state` holds the shared table, `registry`
-//! the provider rows, `relay` the requests in flight; `session` runs each provider's WebSocket;
-//! `gateway` is the HTTP API; [`credits`] and `ledger` price and record finished requests;
-//! [`status`] is the `/v1/status` document; [`events`] is what tests observe.
+//! Layout, bottom up: [`config`] and [`error`] are the boundary; `link` is how anything reaches a
+//! live session; `registry` owns the provider rows, `relay` the requests in flight, [`credits`] and
+//! `ledger` price and record finished requests, [`status`] builds the `/v1/status` document;
+//! `state` holds those parts together (`Shared`) and is what the two front doors call: `session`
+//! runs each provider's WebSocket, `gateway` is the HTTP API. [`events`] is what tests observe.
 
 pub mod config;
 pub mod credits;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod events;
 mod gateway;
 mod ledger;
+mod link;
 mod registry;
 mod relay;
 mod session;

@@ -1,12 +1,13 @@
-//! The pool as buyers and dashboards see it: the `/v1/status` document.
+//! The pool as buyers and dashboards see it: the `/v1/status` document, built from the provider
+//! rows and the requests in flight.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use hearth_protocol::ProviderState;
 use serde::{Deserialize, Serialize};
 
-use crate::state::{Registry, Shared};
+use crate::registry::Registry;
+use crate::relay::Relay;
 
 /// `GET /v1/status` (the gateway's shape, plus a `providers` list for tests and tools).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,19 +59,13 @@ pub const AVAILABLE: &str = "available";
 pub const NO_AWAKE_PROVIDER: &str = "no_awake_provider";
 pub const NO_FREE_SLOTS: &str = "no_free_slots";
 
-impl Shared {
-    pub(crate) fn snapshot(&self) -> PoolStatus {
-        let reg = self.lock();
-        build(&reg, self.shutting_down.load(Ordering::Relaxed))
-    }
-}
-
-fn build(reg: &Registry, shutting_down: bool) -> PoolStatus {
-    let mut pool = PoolCounts { total_providers: reg.providers.len(), ..PoolCounts::default() };
+/// The document for the provider rows and the requests they carry (`down` while `shutting_down`).
+pub(crate) fn build(registry: &Registry, relay: &Relay, shutting_down: bool) -> PoolStatus {
+    let mut pool = PoolCounts { total_providers: registry.len(), ..PoolCounts::default() };
     let mut models: BTreeMap<&str, ModelStatus> = BTreeMap::new();
     let mut awake: BTreeMap<&str, usize> = BTreeMap::new();
     let mut providers = Vec::new();
-    for row in reg.providers.values() {
+    for row in registry.rows() {
         match row.state {
             ProviderState::Ready => pool.ready += 1,
             ProviderState::Busy | ProviderState::Degraded => pool.degraded += 1,
@@ -107,7 +102,7 @@ fn build(reg: &Registry, shutting_down: bool) -> PoolStatus {
             connected: row.link.is_some(),
             slots_free: row.slots_free,
             slots_total: row.slots_total,
-            active_requests: reg.requests.values().filter(|r| r.assigned_id == row.assigned_id).count(),
+            active_requests: relay.active_on(&row.assigned_id),
         });
     }
     for (id, m) in models.iter_mut() {

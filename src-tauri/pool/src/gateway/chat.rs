@@ -1,4 +1,5 @@
-//! `POST /v1/chat/completions`: validate, route to a provider, relay its answer.
+//! `POST /v1/chat/completions`: validate, route to a provider, relay its answer (whole here,
+//! streamed in `sse`). The buyer's side of each request runs in the request's `relayed_request` span.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,27 +12,16 @@ use axum::response::{IntoResponse, Response};
 use hearth_protocol::openai::{ChatCompletionRequest, RequestError};
 use hearth_protocol::{CoordinatorMessage, EndStatus, InferenceRequest};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::errors::HttpError;
+use super::guard::RequestGuard;
 use super::sse;
-use crate::relay::{Dispatch, PREFLIGHT_THRESHOLD_TOKENS};
-use crate::state::{Failure, RelayEvent, Shared};
+use crate::relay::{Dispatch, Failure, RelayEvent, PREFLIGHT_THRESHOLD_TOKENS};
+use crate::state::Shared;
 
 /// A provider must answer a `preflight` within this.
 const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Cancels the request at the provider if the buyer's side is dropped before the request ended
-/// (the HTTP handler future or the SSE body). After a normal end it finds nothing to cancel.
-pub(crate) struct RequestGuard {
-    pub shared: Arc<Shared>,
-    pub request_id: String,
-}
-
-impl Drop for RequestGuard {
-    fn drop(&mut self) {
-        self.shared.abandon(&self.request_id, "buyer_disconnected");
-    }
-}
 
 pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let text = match std::str::from_utf8(&body) {
@@ -53,7 +43,8 @@ pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
         ("x-macprovider-provider", HeaderValue::from_str(&dispatch.provider_id).ok()),
         ("x-macprovider-route", HeaderValue::from_str(&dispatch.assigned_id).ok()),
     ];
-    let mut response = match relay(shared, dispatch, text, request.stream).await {
+    let span = dispatch.span.clone();
+    let mut response = match relay(shared, dispatch, text, request.stream).instrument(span).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
@@ -132,8 +123,7 @@ async fn whole(
     loop {
         let event = match tokio::time::timeout_at(deadline, dispatch.events.recv()).await {
             Err(_) => {
-                shared.abandon(&dispatch.request_id, "timeout");
-                shared.ledger().record_fault(&dispatch.provider_id);
+                shared.time_out(&dispatch.request_id, &dispatch.provider_id);
                 return Err(HttpError::timeout());
             }
             Ok(None) => return Err(HttpError::from_failure(&Failure::Disconnected, false)),

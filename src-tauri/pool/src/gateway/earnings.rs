@@ -12,15 +12,6 @@ use crate::credits::RateCard;
 use crate::session::bearer_ok;
 use crate::state::Shared;
 
-impl Shared {
-    /// The default card, with a row for every model the pool knows of.
-    pub(crate) fn rate_card(&self) -> RateCard {
-        let mut models: Vec<String> = self.lock().providers.values().map(|r| r.model_id.clone()).collect();
-        models.extend(self.ledger().models().map(str::to_string));
-        RateCard::default_for(models.iter().map(String::as_str))
-    }
-}
-
 pub(crate) async fn rate_card(State(shared): State<Arc<Shared>>) -> Json<RateCard> {
     Json(shared.rate_card())
 }

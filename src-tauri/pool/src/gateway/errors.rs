@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use hearth_protocol::openai::{error_code, ApiError, RequestError};
 use hearth_protocol::{EndStatus, ResponseEnd};
 
-use crate::relay::RouteError;
-use crate::state::Failure;
+use crate::registry::RouteError;
+use crate::relay::Failure;
 
 #[derive(Debug, Clone)]
 pub(crate) struct HttpError {

@@ -1,11 +1,9 @@
 //! Read-only views: models, pool status, health, usage.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use hearth_protocol::ProviderState;
 use serde_json::{json, Value};
 
 use crate::ledger::UsageSummary;
@@ -14,12 +12,8 @@ use crate::status::PoolStatus;
 
 /// `GET /v1/models`: an OpenAI list of the models connected providers serve.
 pub(crate) async fn models(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    let mut models: BTreeMap<String, u64> = BTreeMap::new();
-    for row in shared.lock().providers.values().filter(|r| r.link.is_some()) {
-        let created = models.entry(row.model_id.clone()).or_insert(row.connected_unix);
-        *created = (*created).min(row.connected_unix);
-    }
-    let data: Vec<Value> = models
+    let data: Vec<Value> = shared
+        .connected_models()
         .into_iter()
         .map(|(id, created)| json!({"id": id, "object": "model", "created": created, "owned_by": "hearth-pool"}))
         .collect();
@@ -33,11 +27,7 @@ pub(crate) async fn status(State(shared): State<Arc<Shared>>) -> Json<PoolStatus
 
 /// `GET /healthz`.
 pub(crate) async fn healthz(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    let (pool_size, pool_ready) = {
-        let reg = shared.lock();
-        let ready = reg.providers.values().filter(|r| r.state == ProviderState::Ready).count();
-        (reg.providers.len(), ready)
-    };
+    let (pool_size, pool_ready) = shared.provider_counts();
     Json(json!({
         "status": "ok",
         "uptime_s": shared.started.elapsed().as_secs(),

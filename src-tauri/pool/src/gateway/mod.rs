@@ -1,8 +1,12 @@
 //! The HTTP surface on the pool's one port: the provider WebSocket and the buyer API.
+//!
+//! Handlers only parse, call [`Shared`]'s methods and shape responses; the pool's state and its
+//! rules live below this layer.
 
 mod chat;
 mod earnings;
 mod errors;
+mod guard;
 mod info;
 mod sse;
 

@@ -3,7 +3,7 @@
 //! While the buyer waits for the first event (a long prefill), a `: keepalive` comment goes out on
 //! a wall-clock interval so proxies and clients do not give up; nothing else drives it. When the
 //! buyer goes away the body stream is dropped, and with it the [`RequestGuard`] that cancels the
-//! request at the provider.
+//! request at the provider. The body is polled in the request's `relayed_request` span.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -12,15 +12,15 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use hearth_protocol::openai::SSE_DONE;
 use hearth_protocol::EndStatus;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::chat::RequestGuard;
 use super::errors::HttpError;
-use crate::relay::Dispatch;
-use crate::state::{Failure, RelayEvent, Shared};
+use super::guard::RequestGuard;
+use crate::relay::{Dispatch, Failure, RelayEvent};
+use crate::state::Shared;
 
 const KEEPALIVE: &[u8] = b": keepalive\n\n";
 
@@ -30,7 +30,11 @@ pub(crate) fn respond(
     dispatch: Dispatch,
     deadline: Instant,
 ) -> Response {
-    let mut response = Response::new(Body::from_stream(events(shared, guard, dispatch, deadline)));
+    let span = dispatch.span.clone();
+    let mut events = Box::pin(events(shared, guard, dispatch, deadline));
+    // `tracing::Instrument` covers futures only; a stream enters its span on each poll by hand.
+    let body = futures_util::stream::poll_fn(move |cx| span.in_scope(|| events.poll_next_unpin(cx)));
+    let mut response = Response::new(Body::from_stream(body));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, "text/event-stream".parse().expect("static header"));
@@ -117,8 +121,7 @@ fn events(
                     break;
                 }
                 Next::Timeout => {
-                    shared.abandon(&dispatch.request_id, "timeout");
-                    shared.ledger().record_fault(&dispatch.provider_id);
+                    shared.time_out(&dispatch.request_id, &dispatch.provider_id);
                     yield Ok(error_event(&HttpError::timeout()));
                     yield Ok(Bytes::from_static(SSE_DONE.as_bytes()));
                     break;

@@ -3,7 +3,8 @@
 //! Per session there are two tasks: this one reads the socket and acts on each frame (every action is
 //! a short, non-blocking table update or channel send), and the [`writer`] owns the sink. The
 //! liveness check runs on its own tick inside the read loop's `select!`, so a silent socket cannot
-//! keep it from firing.
+//! keep it from firing. Once `hello` is accepted both tasks run in a `provider_session` span that
+//! carries the provider id and the assigned session id, so log lines need not repeat them.
 
 mod handshake;
 pub(crate) use handshake::bearer_ok;
@@ -26,10 +27,12 @@ use hearth_protocol::{
     ProviderMessage, PROTOCOL_VERSION,
 };
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use self::strict::{StaleDeadline, PONG_TIMEOUT_REASON};
 use crate::events::PoolEvent;
-use crate::state::{EndSession, SessionLink, Shared, WriterCmd};
+use crate::link::{EndSession, SessionLink, WriterCmd};
+use crate::state::Shared;
 
 /// WebSocket close code 1000.
 const NORMAL_CLOSURE: u16 = 1000;
@@ -70,11 +73,20 @@ async fn serve(shared: Arc<Shared>, mut socket: WebSocket, authorized: bool) {
         };
 
     let assigned_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("provider_session", provider_id = %hello.provider_id, %assigned_id);
+    run(shared, socket, hello, assigned_id).instrument(span).await
+}
+
+/// The admitted session, from `hello_ack` to teardown (in the session's span).
+async fn run(shared: Arc<Shared>, socket: WebSocket, hello: Hello, assigned_id: String) {
+    let config = &shared.config;
+    let write_timeout = config.write_timeout;
     let (sink, mut stream) = socket.split();
     let (out, out_rx) = mpsc::unbounded_channel();
     let (ctl, mut ctl_rx) = mpsc::unbounded_channel();
     let strict = config.strict.then(|| Arc::new(StaleDeadline::new(write_timeout)));
-    let writer = tokio::spawn(writer::run(sink, out_rx, ctl.clone(), write_timeout, strict.clone()));
+    let writer =
+        tokio::spawn(writer::run(sink, out_rx, ctl.clone(), write_timeout, strict.clone()).in_current_span());
 
     // The ack is queued before the session becomes visible, so it is always the first frame.
     let link = SessionLink { out: out.clone(), ctl };
@@ -82,7 +94,7 @@ async fn serve(shared: Arc<Shared>, mut socket: WebSocket, authorized: bool) {
     if let Some(old) = shared.admit(&hello, &assigned_id, link) {
         old.end(Some((NORMAL_CLOSURE, "replaced by a newer session".into())), "replaced by a newer session");
     }
-    tracing::info!(provider_id = %hello.provider_id, %assigned_id, model = %hello.model_id, "provider connected");
+    tracing::info!(model = %hello.model_id, "provider connected");
     shared.emit(PoolEvent::ProviderConnected {
         provider_id: hello.provider_id.clone(),
         assigned_id: assigned_id.clone(),
@@ -201,7 +213,7 @@ impl Session {
                 if matches!(e, DecodeError::UnknownType(_) | DecodeError::Invalid { .. }) {
                     *last_activity = Instant::now();
                 }
-                tracing::warn!(provider_id = %self.provider_id(), error = %e, "refusing provider frame");
+                tracing::warn!(error = %e, "refusing provider frame");
                 self.nak(e.to_nak());
                 return Step::Continue;
             }
@@ -233,7 +245,7 @@ impl Session {
                 }
             },
             ProviderMessage::Nak(nak) => {
-                tracing::warn!(provider_id = %pid, in_reply_to = %nak.in_reply_to, code = %nak.error.code,
+                tracing::warn!(in_reply_to = %nak.in_reply_to, code = %nak.error.code,
                     message = %nak.error.message, "provider refused a frame");
                 shared.on_provider_nak(aid, &nak);
                 shared.emit(PoolEvent::NakReceived { provider_id: pid.to_string(), nak });
@@ -255,8 +267,7 @@ impl Session {
         writer: tokio::task::JoinHandle<()>,
         stream: Option<SplitStream<WebSocket>>,
     ) {
-        tracing::info!(provider_id = %self.provider_id(), assigned_id = %self.assigned_id, reason = %end.reason,
-            "provider session ended");
+        tracing::info!(reason = %end.reason, "provider session ended");
         self.shared.session_ended(self.provider_id(), &self.assigned_id, &end.reason);
         match end.close {
             Some((code, reason)) => {

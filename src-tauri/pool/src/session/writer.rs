@@ -10,7 +10,7 @@ use futures_util::SinkExt;
 use tokio::sync::mpsc;
 
 use super::strict::StaleDeadline;
-use crate::state::{EndSession, WriterCmd};
+use crate::link::{EndSession, WriterCmd};
 
 /// Writes until told to close, the queue ends, or a write fails or times out (then the session is
 /// asked to end, without a close frame: the link is presumed dead).
