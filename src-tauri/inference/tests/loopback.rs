@@ -2,8 +2,6 @@
 //! `mlx_lm.server` serving the tiny fixture when mlx-lm is installed (`HEARTH_MLX_LM_PYTHON` names
 //! the Python that has it; default `python3`).
 
-mod common;
-
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +14,7 @@ use hearth_inference::{
     load_engine, CancelToken, EngineError, EngineKind, EngineSpec, GenerationEvent, GenerationRequest,
     Prompt, SamplingParams, StopReason,
 };
+use hearth_testkit::shared_fixtures;
 
 /// Serves a fixed stream; a prompt containing "slow" stalls before answering; "fail" gets a 500.
 fn start_mock() -> String {
@@ -171,8 +170,8 @@ impl Drop for Server {
 /// the loopback engine.
 #[test]
 fn real_mlx_lm_server_matches_oracle() {
-    let Some(python) = common::mlx_lm_python() else { return };
-    let model = common::fixture_model("tiny-llama-4bit");
+    let Some(python) = shared_fixtures::mlx_lm_python() else { return };
+    let model = shared_fixtures::fixture_model("tiny-llama-4bit");
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let _server = Server(
         Command::new(&python)
@@ -197,7 +196,7 @@ fn real_mlx_lm_server_matches_oracle() {
     spec.max_context = Some(2048);
     let engine = load_engine(&spec).unwrap();
     assert_eq!(engine.descriptor().model_id, "tiny-llama-4bit");
-    let oracle = common::oracle("tiny-llama-4bit");
+    let oracle = shared_fixtures::oracle("tiny-llama-4bit");
     for case in oracle["cases"].as_array().unwrap().iter().filter(|c| c["kind"] == "chat") {
         let messages: Vec<ChatMessage> = serde_json::from_value(case["messages"].clone()).unwrap();
         let req = GenerationRequest {

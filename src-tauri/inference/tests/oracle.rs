@@ -2,12 +2,11 @@
 //! oracles for the tiny fixtures: identical prompt ids, first-step logits within 1e-3, identical 16
 //! greedy tokens — through the public engine API.
 
-mod common;
-
 use hearth_inference::generate::{LocalEngine, ModelRunner};
 use hearth_inference::job::ChatMessage;
 use hearth_inference::load::{load_cpu, EngineKind, EngineSpec};
 use hearth_inference::{CancelToken, Engine, GenerationRequest, Prompt, SamplingParams, StopReason};
+use hearth_testkit::shared_fixtures;
 
 fn prompt_of(case: &serde_json::Value) -> Prompt {
     match case["kind"].as_str().unwrap() {
@@ -17,14 +16,14 @@ fn prompt_of(case: &serde_json::Value) -> Prompt {
 }
 
 fn check(name: &str) -> f32 {
-    let engine = load_cpu(&EngineSpec::new(common::fixture_model(name), EngineKind::Cpu)).unwrap();
+    let engine = load_cpu(&EngineSpec::new(shared_fixtures::fixture_model(name), EngineKind::Cpu)).unwrap();
     check_engine(name, &*engine)
 }
 
 /// The oracle checks against any local engine (the cpu one, or mlx).
 fn check_engine<R: ModelRunner>(name: &str, engine: &LocalEngine<R>) -> f32 {
     assert_eq!(engine.descriptor().model_id, name);
-    let oracle = common::oracle(name);
+    let oracle = shared_fixtures::oracle(name);
     let max_tokens = oracle["max_tokens"].as_u64().unwrap() as u32;
     let mut worst = 0f32;
     for case in oracle["cases"].as_array().unwrap() {
@@ -78,7 +77,8 @@ fn tiny_qwen2_matches_oracle() {
 #[test]
 fn chunked_prefill_matches_single_pass() {
     let engine =
-        load_cpu(&EngineSpec::new(common::fixture_model("tiny-llama-4bit"), EngineKind::Cpu)).unwrap();
+        load_cpu(&EngineSpec::new(shared_fixtures::fixture_model("tiny-llama-4bit"), EngineKind::Cpu))
+            .unwrap();
     chunked_prefill_diff(&*engine, 1e-4);
 }
 
@@ -108,7 +108,7 @@ mod mlx {
     use hearth_inference::mlx::{load_mlx, MlxEngine};
 
     fn load(name: &str) -> std::sync::Arc<MlxEngine> {
-        load_mlx(&EngineSpec::new(common::fixture_model(name), EngineKind::Mlx)).unwrap()
+        load_mlx(&EngineSpec::new(shared_fixtures::fixture_model(name), EngineKind::Mlx)).unwrap()
     }
 
     #[test]
@@ -131,7 +131,8 @@ mod mlx {
     #[test]
     fn load_engine_picks_mlx() {
         let engine =
-            load_engine(&EngineSpec::new(common::fixture_model("tiny-llama-4bit"), EngineKind::Mlx)).unwrap();
+            load_engine(&EngineSpec::new(shared_fixtures::fixture_model("tiny-llama-4bit"), EngineKind::Mlx))
+                .unwrap();
         assert_eq!(engine.descriptor().engine, "mlx");
         assert_eq!(engine.descriptor().model_id, "tiny-llama-4bit");
     }
