@@ -43,12 +43,7 @@ fn expected_credits(prompt_words: i64, completion: i64) -> i64 {
 }
 
 async fn complete(pool: &PoolProcess, prompt: &str, max_tokens: i64) -> String {
-    let r = reqwest::Client::new()
-        .post(pool.url("/v1/chat/completions"))
-        .json(&chat(MODEL, prompt, max_tokens, false))
-        .send()
-        .await
-        .unwrap();
+    let r = pool.post_chat(&chat(MODEL, prompt, max_tokens, false)).await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     body["id"].as_str().unwrap().strip_prefix("chatcmpl-").unwrap().to_string()
@@ -86,12 +81,7 @@ async fn the_ledger_survives_kill_9_mid_job_with_no_loss_and_no_double_count() {
     // Two long streamed jobs in flight at the kill.
     let mut streams = Vec::new();
     for _ in 0..2 {
-        let r = reqwest::Client::new()
-            .post(pool.url("/v1/chat/completions"))
-            .json(&chat(MODEL, "token_delay_ms=50", 1000, true))
-            .send()
-            .await
-            .unwrap();
+        let r = pool.post_chat(&chat(MODEL, "token_delay_ms=50", 1000, true)).await;
         let mut sse = SseReader::new(r);
         let first = sse.next(Duration::from_secs(5)).await.expect("first chunk");
         let v: Value = serde_json::from_str(&first.data).unwrap();
@@ -186,7 +176,7 @@ async fn sse_delivers_state_changes_fast_coalesced_and_the_api_guards_its_door()
     }
 
     // Busy: three streams push progress updates far faster than 5/s; clients get at most ~5/s.
-    let url = pool.url("/v1/chat/completions");
+    let url = pool.chat_url();
     let buyers: Vec<_> = (0..3)
         .map(|_| {
             let url = url.clone();

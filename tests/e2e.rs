@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use hearth_testkit::buyer::stream_request;
+use hearth_testkit::buyer::start_stream;
 use hearth_testkit::chat::chat;
 use hearth_testkit::fake_provider::{hello, FakeProvider};
 use hearth_testkit::hearth::{Hearth, MODEL};
@@ -21,15 +21,9 @@ async fn completions_flow_through_pool_and_provider_processes_with_usage_counted
     let pool = HEARTH.pool(dir.path(), free_port(), &[]).await;
     let provider = HEARTH.provider(&dir.path().join("p1"), &pool.ws_url(), &[]);
     pool.wait_ready(1, Duration::from_secs(10)).await;
-    let http = reqwest::Client::new();
 
     // Non-streamed.
-    let r = http
-        .post(pool.url("/v1/chat/completions"))
-        .json(&chat(MODEL, "hello there", 3, false))
-        .send()
-        .await
-        .unwrap();
+    let r = pool.post_chat(&chat(MODEL, "hello there", 3, false)).await;
     assert_eq!(r.status(), 200);
     assert!(r.headers().contains_key("x-macprovider-provider"));
     let body: Value = r.json().await.unwrap();
@@ -41,7 +35,7 @@ async fn completions_flow_through_pool_and_provider_processes_with_usage_counted
     // Streamed, with usage.
     let mut req = chat(MODEL, "stream please", 4, true);
     req["stream_options"] = serde_json::json!({"include_usage": true});
-    let r = http.post(pool.url("/v1/chat/completions")).json(&req).send().await.unwrap();
+    let r = pool.post_chat(&req).await;
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let events = read_sse(r).await;
@@ -55,17 +49,11 @@ async fn completions_flow_through_pool_and_provider_processes_with_usage_counted
     assert_eq!(usage["usage"]["completion_tokens"], 4);
 
     // Bad requests get the OpenAI envelope.
-    let r =
-        http.post(pool.url("/v1/chat/completions")).json(&chat(MODEL, "x", -1, false)).send().await.unwrap();
+    let r = pool.post_chat(&chat(MODEL, "x", -1, false)).await;
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["param"], "max_tokens");
-    let r = http
-        .post(pool.url("/v1/chat/completions"))
-        .json(&chat("no-such-model", "x", 1, false))
-        .send()
-        .await
-        .unwrap();
+    let r = pool.post_chat(&chat("no-such-model", "x", 1, false)).await;
     assert_eq!(r.status(), 404);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "model_not_found");
 
@@ -148,17 +136,8 @@ async fn after_a_pool_crash_the_provider_is_back_within_the_backoff_bound_and_th
 
     // A long streamed job in flight at the kill: the buyer has its first event and the provider
     // lists the job as active, so "no [DONE]" below is about a job that really started.
-    let (first_data, streaming) = tokio::sync::oneshot::channel();
-    let buyer = tokio::spawn(stream_request(
-        reqwest::Client::new(),
-        pool.url("/v1/chat/completions"),
-        chat(MODEL, "token_delay_ms=50", 1000, true),
-        Some(first_data),
-    ));
-    tokio::time::timeout(Duration::from_secs(5), streaming)
-        .await
-        .expect("the buyer's stream never started")
-        .expect("the buyer's stream ended before its first event");
+    let long_stream = chat(MODEL, "token_delay_ms=50", 1000, true);
+    let buyer = start_stream(pool.http.clone(), pool.chat_url(), long_stream).await;
     provider
         .status_eventually("the streamed job active at the provider", Duration::from_secs(5), |s| {
             s["active_jobs"].as_array().is_some_and(|a| !a.is_empty())
@@ -189,11 +168,6 @@ async fn after_a_pool_crash_the_provider_is_back_within_the_backoff_bound_and_th
     assert_eq!(s["phase"], "ready");
 
     // And it serves again.
-    let r = reqwest::Client::new()
-        .post(pool2.url("/v1/chat/completions"))
-        .json(&chat(MODEL, "again", 2, false))
-        .send()
-        .await
-        .unwrap();
+    let r = pool2.post_chat(&chat(MODEL, "again", 2, false)).await;
     assert_eq!(r.status(), 200);
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use harness::*;
-use hearth_testkit::buyer::{parse_buyer, stream_request, BuyerResult};
+use hearth_testkit::buyer::{parse_buyer, start_stream, BuyerResult};
 use hearth_testkit::certs::Certs;
 use hearth_testkit::chat::chat;
 use hearth_testkit::hearth::{PoolProcess, MODEL};
@@ -89,14 +89,7 @@ impl Rig {
         let mut took = Vec::new();
         for i in 0..n {
             let started = Instant::now();
-            let r = self
-                .pool
-                .http
-                .post(self.pool.url("/v1/chat/completions"))
-                .json(&chat(MODEL, &format!("ping {i}"), 3, false))
-                .send()
-                .await
-                .unwrap();
+            let r = self.pool.post_chat(&chat(MODEL, &format!("ping {i}"), 3, false)).await;
             let status = r.status().as_u16();
             let b = parse_buyer(status, r.text().await.unwrap());
             assert!(b.complete, "request failed: {} {}", b.status, b.body);
@@ -108,18 +101,8 @@ impl Rig {
 
     /// Starts a streamed job and waits until its first chunk reached the buyer (it is running).
     async fn start_stream(&self, prompt: &str, max_tokens: i64) -> JoinHandle<BuyerResult> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job = tokio::spawn(stream_request(
-            self.pool.http.clone(),
-            self.pool.url("/v1/chat/completions"),
-            chat(MODEL, prompt, max_tokens, true),
-            Some(tx),
-        ));
-        tokio::time::timeout(Duration::from_secs(10), rx)
+        start_stream(self.pool.http.clone(), self.pool.chat_url(), chat(MODEL, prompt, max_tokens, true))
             .await
-            .expect("the stream never started")
-            .expect("the stream ended before its first chunk");
-        job
     }
 
     /// Waits for the provider to notice the link is gone; returns how long after `since`, and the

@@ -167,7 +167,7 @@ async fn the_pool_answers_500_concurrent_streams_and_shrugs_off_buyers_that_neve
     let started = Instant::now();
     let tasks: Vec<_> = (0..500)
         .map(|_| {
-            let (http, url) = (http.clone(), pool.url("/v1/chat/completions"));
+            let (http, url) = (http.clone(), pool.chat_url());
             tokio::spawn(async move {
                 let r = http
                     .post(url)
@@ -218,8 +218,7 @@ async fn the_pool_answers_500_concurrent_streams_and_shrugs_off_buyers_that_neve
     let mut served = 0;
     while served < 20 {
         assert!(Instant::now() < deadline, "others were starved: {served} served");
-        let r =
-            http.post(pool.url("/v1/chat/completions")).json(&chat(MODEL, "other", 3, false)).send().await;
+        let r = http.post(pool.chat_url()).json(&chat(MODEL, "other", 3, false)).send().await;
         if let Ok(r) = r {
             if r.status() == 200 {
                 served += 1;

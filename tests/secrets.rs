@@ -59,7 +59,6 @@ async fn the_provider_token_never_leaks_into_logs_status_files_or_crash_output()
     let port = free_port();
     let mut pool = HEARTH.start_pool(&logs, port, &[], &[("RUST_LOG", "debug")], None).await;
     let pool_logs = pool.proc.log_files();
-    let pool_url = format!("http://127.0.0.1:{port}");
     let ws = pool.ws_url();
 
     // A provider at debug level, serving, polling earnings (with the token) and status.
@@ -69,14 +68,8 @@ async fn the_provider_token_never_leaks_into_logs_status_files_or_crash_output()
     let run1 = serve1.log_files();
     let control = Control::wait(&home, &serve1, Duration::from_secs(15)).await;
     control.status_until("ready", Duration::from_secs(15), |s| s["phase"] == "ready").await;
-    let http = reqwest::Client::new();
     for stream in [false, true] {
-        let r = http
-            .post(format!("{pool_url}/v1/chat/completions"))
-            .json(&chat(MODEL, "secret review", 3, stream))
-            .send()
-            .await
-            .unwrap();
+        let r = pool.post_chat(&chat(MODEL, "secret review", 3, stream)).await;
         assert_eq!(r.status(), 200);
         r.bytes().await.unwrap();
     }
@@ -115,7 +108,7 @@ async fn the_provider_token_never_leaks_into_logs_status_files_or_crash_output()
     .await;
 
     // A crash mid-job (kill -9), then a restart that recovers the journal and exits cleanly.
-    let url = format!("{pool_url}/v1/chat/completions");
+    let url = pool.chat_url();
     let buyer = tokio::spawn(async move {
         let r =
             reqwest::Client::new().post(url).json(&chat(MODEL, "token_delay_ms=50", 500, true)).send().await;

@@ -54,7 +54,7 @@ async fn ten_minutes_of_load_with_a_fault_every_minute() {
     // Load: two buyers, alternating short completions and 50-token streams, ~10 requests/s.
     let counts = Arc::new(Counts::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let url = pool.url("/v1/chat/completions");
+    let url = pool.chat_url();
     let buyers: Vec<_> = (0..2)
         .map(|b| {
             let (counts, stop, http, url) = (counts.clone(), stop.clone(), pool.http.clone(), url.clone());

@@ -1,7 +1,13 @@
 //! What a buyer got back from the pool's `/v1/chat/completions`, streamed or not, reduced to what
 //! tests judge: did the answer complete, which job served it, which error ended it.
 
+use std::time::Duration;
+
 use serde_json::Value;
+use tokio::task::JoinHandle;
+
+/// How long [`start_stream`] waits for a stream's first event.
+pub const FIRST_EVENT_WAIT: Duration = Duration::from_secs(10);
 
 /// A buyer's result. `complete` means an HTTP 200, no error event, a `finish_reason`, and for a
 /// stream the closing `[DONE]`: an answer the buyer can trust as whole.
@@ -50,6 +56,23 @@ pub async fn stream_request(
         }
     }
     parse_buyer(status, buf)
+}
+
+/// Starts a streamed request on its own task and returns once its first `data:` event arrived:
+/// the job is running at a provider, so a fault injected now cuts a job that really started.
+/// Panics if the stream ends before that or takes longer than [`FIRST_EVENT_WAIT`]. Await the
+/// handle for the buyer's result.
+pub async fn start_stream(http: reqwest::Client, url: String, body: Value) -> JoinHandle<BuyerResult> {
+    let (first_data, started) = tokio::sync::oneshot::channel();
+    let job = tokio::spawn(stream_request(http, url, body, Some(first_data)));
+    match tokio::time::timeout(FIRST_EVENT_WAIT, started).await {
+        Ok(Ok(())) => job,
+        Ok(Err(_)) => {
+            let b = job.await.unwrap();
+            panic!("the stream ended before its first event: {} {:?} {}", b.status, b.error_code, b.body)
+        }
+        Err(_) => panic!("the stream sent no event within {FIRST_EVENT_WAIT:?}"),
+    }
 }
 
 /// Judges a body the pool answered with `status`: a JSON completion or error envelope, or an SSE

@@ -139,6 +139,17 @@ impl PoolProcess {
         format!("{scheme}://127.0.0.1:{}/ws/provider", self.port)
     }
 
+    /// The buyers' endpoint, `/v1/chat/completions`.
+    pub fn chat_url(&self) -> String {
+        self.url("/v1/chat/completions")
+    }
+
+    /// Posts a chat body (see [`crate::chat::chat`]) to the gateway as a buyer would; panics if
+    /// the request cannot be sent at all.
+    pub async fn post_chat(&self, body: &Value) -> reqwest::Response {
+        self.http.post(self.chat_url()).json(body).send().await.unwrap()
+    }
+
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
