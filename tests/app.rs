@@ -2,14 +2,21 @@
 //! with its own HEARTH_HOME, driven through the control API, the settings file and buyer requests
 //! the way a user, the UI and buyers do.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use hearth_testkit::chat::chat;
+use hearth_testkit::control::Control;
+use hearth_testkit::files::save_like_an_editor;
+use hearth_testkit::hearth::{Hearth, PoolProcess, MODEL};
+use hearth_testkit::poll::poll_until;
+use hearth_testkit::process::free_port;
+use hearth_testkit::shared_fixtures::fixture_models_if_present;
+use hearth_testkit::sse::{read_sse, SseReader};
 use serde_json::Value;
+
+const HEARTH: Hearth = Hearth::at(env!("CARGO_BIN_EXE_hearth"));
 
 const FAST_POLLS: &[&str] = &["--pool-poll-interval", "0.3", "--earnings-poll-interval", "0.3"];
 
@@ -35,13 +42,8 @@ fn expected_credits(prompt_words: i64, completion: i64) -> i64 {
     rhe(gross * 9_000, 10_000) as i64
 }
 
-async fn complete(pool: &Pool, prompt: &str, max_tokens: i64) -> String {
-    let r = reqwest::Client::new()
-        .post(pool.url("/v1/chat/completions"))
-        .json(&chat(MODEL, prompt, max_tokens, false))
-        .send()
-        .await
-        .unwrap();
+async fn complete(pool: &PoolProcess, prompt: &str, max_tokens: i64) -> String {
+    let r = pool.post_chat(&chat(MODEL, prompt, max_tokens, false)).await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     body["id"].as_str().unwrap().strip_prefix("chatcmpl-").unwrap().to_string()
@@ -58,14 +60,14 @@ fn journal_files(home: &Path) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_survives_kill_9_mid_job_with_no_loss_and_no_double_count() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = Pool::start(dir.path(), free_port(), &[]).await;
+    let pool = HEARTH.pool(dir.path(), free_port(), &[]).await;
     let home = dir.path().join("p1");
     let ws = pool.ws_url();
-    let mut proc = serve(&home, &serve_args(&ws, &["--slots", "3"]), &[]);
-    let control = Control::wait(&home, proc.child.id(), Duration::from_secs(10)).await;
+    let mut proc = HEARTH.serve(&home, &serve_args(&ws, &["--slots", "3"]), &[]);
+    let control = Control::wait(&home, &proc, Duration::from_secs(10)).await;
     // Estimates are priced from the coordinator's card, so wait for it before serving.
     control
-        .status_until(Duration::from_secs(10), |s| {
+        .status_until("ready, with the coordinator's rate card", Duration::from_secs(10), |s| {
             s["phase"] == "ready" && s["earnings"]["rate_card_source"] == "coordinator"
         })
         .await;
@@ -79,30 +81,22 @@ async fn the_ledger_survives_kill_9_mid_job_with_no_loss_and_no_double_count() {
     // Two long streamed jobs in flight at the kill.
     let mut streams = Vec::new();
     for _ in 0..2 {
-        let r = reqwest::Client::new()
-            .post(pool.url("/v1/chat/completions"))
-            .json(&chat(MODEL, "token_delay_ms=50", 1000, true))
-            .send()
-            .await
-            .unwrap();
+        let r = pool.post_chat(&chat(MODEL, "token_delay_ms=50", 1000, true)).await;
         let mut sse = SseReader::new(r);
         let first = sse.next(Duration::from_secs(5)).await.expect("first chunk");
         let v: Value = serde_json::from_str(&first.data).unwrap();
         streams.push((v["id"].as_str().unwrap().strip_prefix("chatcmpl-").unwrap().to_string(), sse));
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while journal_files(&home) < 2 {
-        assert!(Instant::now() < deadline, "the running jobs were never journalled");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let journalled = || std::future::ready(journal_files(&home));
+    poll_until("both running jobs journalled", Duration::from_secs(5), journalled, |n| *n >= 2).await;
     let before = earnings(&control, "all").await;
     assert_eq!(before["period"]["jobs"], 4, "{before:#}");
     proc.kill9();
 
     // Restart on the same HEARTH_HOME.
-    let mut proc = serve(&home, &serve_args(&ws, &["--slots", "3"]), &[]);
-    let control = Control::wait(&home, proc.child.id(), Duration::from_secs(10)).await;
-    control.status_until(Duration::from_secs(10), |s| s["phase"] == "ready").await;
+    let mut proc = HEARTH.serve(&home, &serve_args(&ws, &["--slots", "3"]), &[]);
+    let control = Control::wait(&home, &proc, Duration::from_secs(10)).await;
+    control.status_until("ready after the restart", Duration::from_secs(10), |s| s["phase"] == "ready").await;
     let after = earnings(&control, "all").await;
     let jobs = after["recent_jobs"].as_array().unwrap();
     let by_id: HashMap<&str, &Value> = jobs.iter().map(|j| (j["request_id"].as_str().unwrap(), j)).collect();
@@ -126,7 +120,9 @@ async fn the_ledger_survives_kill_9_mid_job_with_no_loss_and_no_double_count() {
 
     // Reconciled with what the pool credited: the cut jobs earned nothing there either.
     let s = control
-        .status_until(Duration::from_secs(10), |s| s["earnings"]["credited_total_credits"].is_number())
+        .status_until("the credited figure from the pool", Duration::from_secs(10), |s| {
+            s["earnings"]["credited_total_credits"].is_number()
+        })
         .await;
     assert_eq!(s["earnings"]["credited_total_credits"], expected, "{:#}", s["earnings"]);
     assert_eq!(s["earnings"]["estimated_minus_credited"], 0);
@@ -135,10 +131,12 @@ async fn the_ledger_survives_kill_9_mid_job_with_no_loss_and_no_double_count() {
     // It keeps recording, and a clean restart changes nothing.
     completed.push(complete(&pool, "after the crash", 2).await);
     let expected = expected + expected_credits(3, 2);
-    control.status_until(Duration::from_secs(5), |s| s["earnings"]["total_jobs"] == 7).await;
-    assert!(proc.terminate(Duration::from_secs(10)).expect("exit on SIGTERM").success());
-    let proc = serve(&home, &serve_args(&ws, &[]), &[]);
-    let control = Control::wait(&home, proc.child.id(), Duration::from_secs(10)).await;
+    control
+        .status_until("seven jobs recorded", Duration::from_secs(5), |s| s["earnings"]["total_jobs"] == 7)
+        .await;
+    assert!(proc.terminate(Duration::from_secs(10)).await.success());
+    let proc = HEARTH.serve(&home, &serve_args(&ws, &[]), &[]);
+    let control = Control::wait(&home, &proc, Duration::from_secs(10)).await;
     let last = earnings(&control, "all").await;
     assert_eq!(last["period"]["jobs"], 7, "{last:#}");
     assert_eq!(last["period"]["lost_jobs"], 2);
@@ -152,7 +150,7 @@ async fn the_ledger_survives_kill_9_mid_job_with_no_loss_and_no_double_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_delivers_state_changes_fast_coalesced_and_the_api_guards_its_door() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = Pool::start(dir.path(), free_port(), &[]).await;
+    let pool = HEARTH.pool(dir.path(), free_port(), &[]).await;
     let home = dir.path().join("p1");
     let ws = pool.ws_url();
     // A stand-in for the built web UI (ui/dist), which the control API serves behind its door.
@@ -161,8 +159,8 @@ async fn sse_delivers_state_changes_fast_coalesced_and_the_api_guards_its_door()
     std::fs::write(ui.join("index.html"), "<!doctype html><title>stand-in dashboard</title>").unwrap();
     std::fs::write(ui.join("assets/app-1.js"), "console.log(1)").unwrap();
     let ui_env = ui.to_str().unwrap();
-    let proc = serve(&home, &serve_args(&ws, &["--slots", "3"]), &[("HEARTH_UI_DIR", ui_env)]);
-    let control = Control::wait(&home, proc.child.id(), Duration::from_secs(10)).await;
+    let proc = HEARTH.serve(&home, &serve_args(&ws, &["--slots", "3"]), &[("HEARTH_UI_DIR", ui_env)]);
+    let control = Control::wait(&home, &proc, Duration::from_secs(10)).await;
 
     let r = control.get("/api/events").send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -178,7 +176,7 @@ async fn sse_delivers_state_changes_fast_coalesced_and_the_api_guards_its_door()
     }
 
     // Busy: three streams push progress updates far faster than 5/s; clients get at most ~5/s.
-    let url = pool.url("/v1/chat/completions");
+    let url = pool.chat_url();
     let buyers: Vec<_> = (0..3)
         .map(|_| {
             let url = url.clone();
@@ -299,7 +297,7 @@ async fn sse_delivers_state_changes_fast_coalesced_and_the_api_guards_its_door()
     assert_eq!(r.status(), 403);
 
     // `hearth status` goes through the same API.
-    let out = hearth().env("HEARTH_HOME", &home).args(["status"]).output().unwrap();
+    let out = HEARTH.command().env("HEARTH_HOME", &home).args(["status"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("earnings:") && text.contains("pool:"), "{text}");
@@ -309,32 +307,29 @@ fn settings_toml(coordinator: &str, slots: u32) -> String {
     format!("coordinator = \"{coordinator}\"\nprovider_id = \"hot-reload-1\"\nengine = \"scripted\"\nslots = {slots}\n")
 }
 
-async fn pool_slots(pool: &Pool) -> Option<u64> {
-    let s = pool.status().await;
-    s["models"].as_array()?.iter().find(|m| m["id"] == MODEL).and_then(|m| m["total_slots"].as_u64())
+/// The slots the pool's `/v1/status` lists for our model.
+fn pool_slots(status: &Value) -> Option<u64> {
+    status["models"].as_array()?.iter().find(|m| m["id"] == MODEL).and_then(|m| m["total_slots"].as_u64())
 }
 
-async fn wait_pool_slots(pool: &Pool, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pool_slots(pool).await != Some(n) {
-        assert!(Instant::now() < deadline, "pool never saw {n} slots: {:#}", pool.status().await);
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+async fn wait_pool_slots(pool: &PoolProcess, n: u64) {
+    let what = format!("the pool to see {n} slots");
+    poll_until(&what, Duration::from_secs(10), || pool.status(), |s| pool_slots(s) == Some(n)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_edits_apply_live_and_invalid_ones_are_rejected_while_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = Pool::start(dir.path(), free_port(), &[]).await;
-    let pool2 = Pool::start(dir.path(), free_port(), &[]).await;
+    let pool = HEARTH.pool(dir.path(), free_port(), &[]).await;
+    let pool2 = HEARTH.pool(dir.path(), free_port(), &[]).await;
     let home = dir.path().join("p1");
     let file = home.join("config/settings.toml");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, settings_toml(&pool.ws_url(), 1)).unwrap();
     // No --coordinator, --slots or --provider-id: everything comes from the file.
-    let proc = serve(&home, &["--model-id", MODEL, "--pool-poll-interval", "0.3"], &[]);
-    let control = Control::wait(&home, proc.child.id(), Duration::from_secs(10)).await;
-    let s = control.status_until(Duration::from_secs(10), |s| s["phase"] == "ready").await;
+    let proc = HEARTH.serve(&home, &["--model-id", MODEL, "--pool-poll-interval", "0.3"], &[]);
+    let control = Control::wait(&home, &proc, Duration::from_secs(10)).await;
+    let s = control.status_until("ready", Duration::from_secs(10), |s| s["phase"] == "ready").await;
     assert_eq!(s["provider_id"], "hot-reload-1");
     wait_pool_slots(&pool, 1).await;
 
@@ -342,14 +337,18 @@ async fn settings_edits_apply_live_and_invalid_ones_are_rejected_while_serving()
     save_like_an_editor(&file, &settings_toml(&pool.ws_url(), 2));
     wait_pool_slots(&pool, 2).await;
     let s = control
-        .status_until(Duration::from_secs(5), |s| s["slots_total"] == 2 && s["phase"] == "ready")
+        .status_until("ready with two slots", Duration::from_secs(5), |s| {
+            s["slots_total"] == 2 && s["phase"] == "ready"
+        })
         .await;
     let session = s["connection"]["assigned_id"].clone();
 
     // An invalid edit is shown and ignored: the last good settings keep serving, untouched.
     save_like_an_editor(&file, &settings_toml(&pool.ws_url(), 12));
     let s = control
-        .status_until(Duration::from_secs(5), |s| !s["settings"]["errors"].as_array().unwrap().is_empty())
+        .status_until("the invalid edit shown", Duration::from_secs(5), |s| {
+            !s["settings"]["errors"].as_array().unwrap().is_empty()
+        })
         .await;
     let err = &s["settings"]["errors"][0];
     assert_eq!(err["field"], "slots");
@@ -366,7 +365,9 @@ async fn settings_edits_apply_live_and_invalid_ones_are_rejected_while_serving()
     pool2.wait_ready(1, Duration::from_secs(10)).await;
     pool.wait_ready(0, Duration::from_secs(10)).await;
     let s = control
-        .status_until(Duration::from_secs(5), |s| s["settings"]["errors"].as_array().unwrap().is_empty())
+        .status_until("the settings errors cleared", Duration::from_secs(5), |s| {
+            s["settings"]["errors"].as_array().unwrap().is_empty()
+        })
         .await;
     assert_eq!(s["connection"]["coordinator_url"], pool2.ws_url().as_str());
 
@@ -395,14 +396,6 @@ async fn settings_edits_apply_live_and_invalid_ones_are_rejected_while_serving()
     assert!(!text.to_lowercase().contains("token"), "no token in the settings file: {text}");
 }
 
-fn shared_fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("HEARTH_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let models = dir.join("fixtures/models");
-    models.join("tiny-llama-4bit/config.json").is_file().then_some(models)
-}
-
 /// Lays out `src`'s files the way huggingface_hub does: blobs, a snapshot of symlinks, refs/main.
 fn fake_hf_repo(hub: &Path, repo: &str, src: &Path) -> u64 {
     let root = hub.join(format!("models--{}", repo.replace('/', "--")));
@@ -422,7 +415,7 @@ fn fake_hf_repo(hub: &Path, repo: &str, src: &Path) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_models_are_found_in_the_hf_cache_and_hearths_folder_and_offline_is_explained() {
-    let Some(fixtures) = shared_fixtures() else {
+    let Some(fixtures) = fixture_models_if_present() else {
         eprintln!("skipped: shared fixtures not found (set HEARTH_SHARED_DIR)");
         return;
     };
@@ -448,12 +441,12 @@ async fn local_models_are_found_in_the_hf_cache_and_hearths_folder_and_offline_i
     // Nothing listens on this port: the provider stays offline and says why.
     let dead = format!("ws://127.0.0.1:{}/ws/provider", free_port());
     let hf = hf_home.to_str().unwrap();
-    let proc = serve(
+    let proc = HEARTH.serve(
         &home,
         &["--coordinator", &dead, "--model-id", MODEL],
         &[("HF_HOME", hf), ("HF_HUB_CACHE", "")],
     );
-    let control = Control::wait(&home, proc.child.id(), Duration::from_secs(10)).await;
+    let control = Control::wait(&home, &proc, Duration::from_secs(10)).await;
 
     let found = control.json("/api/models").await;
     let list = found["models"].as_array().unwrap();
@@ -477,7 +470,7 @@ async fn local_models_are_found_in_the_hf_cache_and_hearths_folder_and_offline_i
     let problems = phi["problems"].to_string();
     assert!(problems.contains("phi3 is not supported") && problems.contains("8-bit"), "{problems}");
 
-    let s = control.status_until(Duration::from_secs(10), |s| s["phase"] == "offline").await;
+    let s = control.status_until("offline", Duration::from_secs(10), |s| s["phase"] == "offline").await;
     let why = s["not_earning"].as_str().unwrap();
     assert!(why.starts_with("not connected to the coordinator"), "{why}");
     assert!(why.contains("127.0.0.1"), "{why}");

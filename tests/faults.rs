@@ -12,6 +12,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use harness::*;
+use hearth_testkit::buyer::{parse_buyer, start_stream, BuyerResult};
+use hearth_testkit::certs::Certs;
+use hearth_testkit::chat::chat;
+use hearth_testkit::hearth::{PoolProcess, MODEL};
+use hearth_testkit::poll::try_poll_until;
+use hearth_testkit::process::{free_port, tail};
 use tokio::task::JoinHandle;
 
 /// Detection and recovery times of one kind of fault.
@@ -24,7 +30,7 @@ struct Times {
 
 struct Rig {
     ns: NetNs,
-    pool: TlsPool,
+    pool: PoolProcess,
     pool_port: u16,
     certs: Certs,
     dir: tempfile::TempDir,
@@ -46,7 +52,7 @@ impl Rig {
         let ns = NetNs::create(1);
         let certs = certs(dir.path(), &["127.0.0.1", &ns.root_ip]);
         let pool_port = free_port();
-        let pool = TlsPool::start(dir.path(), pool_port, &certs, &[]).await;
+        let pool = HEARTH.tls_pool(dir.path(), pool_port, &certs, &[]).await;
         let proxy_addr = format!("{}:{}", ns.root_ip, free_port());
         let proxy = FaultProxy::start(proxy_addr.clone(), format!("127.0.0.1:{pool_port}")).await;
         let coordinator = format!("wss://{proxy_addr}/ws/provider");
@@ -71,11 +77,7 @@ impl Rig {
     }
 
     async fn pool_ready(&self, timeout: Duration) {
-        let started = Instant::now();
-        while self.pool.ready().await != Some(1) {
-            assert!(started.elapsed() < timeout, "pool never saw the provider ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.pool.wait_ready(1, timeout).await;
     }
 
     async fn reconnects(&self) -> u64 {
@@ -87,14 +89,7 @@ impl Rig {
         let mut took = Vec::new();
         for i in 0..n {
             let started = Instant::now();
-            let r = self
-                .pool
-                .http
-                .post(self.pool.url("/v1/chat/completions"))
-                .json(&chat(&format!("ping {i}"), 3, false))
-                .send()
-                .await
-                .unwrap();
+            let r = self.pool.post_chat(&chat(MODEL, &format!("ping {i}"), 3, false)).await;
             let status = r.status().as_u16();
             let b = parse_buyer(status, r.text().await.unwrap());
             assert!(b.complete, "request failed: {} {}", b.status, b.body);
@@ -106,18 +101,8 @@ impl Rig {
 
     /// Starts a streamed job and waits until its first chunk reached the buyer (it is running).
     async fn start_stream(&self, prompt: &str, max_tokens: i64) -> JoinHandle<BuyerResult> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job = tokio::spawn(stream_request(
-            self.pool.http.clone(),
-            self.pool.url("/v1/chat/completions"),
-            chat(prompt, max_tokens, true),
-            Some(tx),
-        ));
-        tokio::time::timeout(Duration::from_secs(10), rx)
+        start_stream(self.pool.http.clone(), self.pool.chat_url(), chat(MODEL, prompt, max_tokens, true))
             .await
-            .expect("the stream never started")
-            .expect("the stream ended before its first chunk");
-        job
     }
 
     /// Waits for the provider to notice the link is gone; returns how long after `since`, and the
@@ -313,7 +298,7 @@ async fn the_provider_survives_injected_faults_and_keeps_every_ledger_row() {
         rig.pool.proc.kill9();
         let detect = rig.detected("pool death noticed", at, Duration::from_secs(10)).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        rig.pool = TlsPool::start(rig.dir.path(), rig.pool_port, &rig.certs, &[]).await;
+        rig.pool = HEARTH.tls_pool(rig.dir.path(), rig.pool_port, &rig.certs, &[]).await;
         let cleared = Instant::now();
         let recover = rig.recovered("back after the restart", cleared, Duration::from_secs(30)).await;
         rig.cut_buyer(job, None).await;
@@ -323,13 +308,17 @@ async fn the_provider_survives_injected_faults_and_keeps_every_ledger_row() {
 
     // No ledger row lost: every job the buyer saw is recorded once, with the right outcome. (The
     // row of the last job may land a moment after its buyer got the answer.)
+    // A ledger still short after the wait is judged by the checks below, which say what is missing.
     let want = rig.completed.len() + rig.lost.len();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut ledger = rig.provider.ledger().await;
-    while ledger.len() < want && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        ledger = rig.provider.ledger().await;
-    }
+    let every_job = |l: &BTreeMap<String, serde_json::Value>| l.len() >= want;
+    let ledger = try_poll_until(
+        "every job in the ledger",
+        Duration::from_secs(10),
+        || rig.provider.ledger(),
+        every_job,
+    )
+    .await
+    .unwrap_or_else(|short| short.last);
     for id in &rig.completed {
         let row = ledger.get(id).unwrap_or_else(|| {
             let log = rig.provider.proc.log_text();

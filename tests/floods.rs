@@ -4,22 +4,23 @@
 //! (session.rs already floods 10k frames during a handler stall in-process; this adds the process,
 //! the 100k volume, frames past the 4 MiB limit and the pool side.)
 
-mod common;
-#[path = "../src-tauri/engine/tests/support/mod.rs"]
-mod support;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::*;
 use hearth_protocol::{EndStatus, ProviderMessage};
-use support::{chat_body, request, FakeCoordinator, Seen};
+use hearth_testkit::chat::chat;
+use hearth_testkit::control::Control;
+use hearth_testkit::fake_coordinator::{inference_request, FakeCoordinator, Seen, Session};
+use hearth_testkit::hearth::{Hearth, MODEL};
+use hearth_testkit::process::{free_port, memory_kib};
+
+const HEARTH: Hearth = Hearth::at(env!("CARGO_BIN_EXE_hearth"));
 
 const MIB: u64 = 1024;
 
 /// Reads what the provider sends until `pred` has matched `want` times; fails on a session end.
 async fn count_until(
-    session: &mut support::Session,
+    session: &mut Session,
     want: usize,
     timeout: Duration,
     mut pred: impl FnMut(&ProviderMessage) -> bool,
@@ -45,8 +46,8 @@ async fn count_until(
     (matched, heartbeats)
 }
 
-async fn one_request_completes(session: &mut support::Session, id: &str) {
-    session.send(&request(id, chat_body(MODEL, "still there?", 3, false), false)).await;
+async fn one_request_completes(session: &mut Session, id: &str) {
+    session.send(&inference_request(id, &chat(MODEL, "still there?", 3, false))).await;
     let end = session
         .expect(Duration::from_secs(10), |m| match m {
             ProviderMessage::InferenceResponseEnd(e) if e.request_id == id => Some(e.clone()),
@@ -60,8 +61,8 @@ async fn one_request_completes(session: &mut support::Session, id: &str) {
 async fn a_flooding_coordinator_and_huge_frames_leave_the_provider_up_with_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeCoordinator::bind(1).await; // 1 s heartbeats: liveness stays visible
-    let proc = serve(&dir.path().join("p"), &["--coordinator", &fake.url(), "--model-id", MODEL], &[]);
-    let pid = proc.child.id();
+    let proc = HEARTH.serve(&dir.path().join("p"), &["--coordinator", &fake.url(), "--model-id", MODEL], &[]);
+    let pid = proc.id();
     let mut session = fake.accept().await;
     one_request_completes(&mut session, "warm").await;
     let (base_hwm, base_rss) = memory_kib(pid);
@@ -110,7 +111,7 @@ async fn a_flooding_coordinator_and_huge_frames_leave_the_provider_up_with_bound
     let mut session = fake.accept().await;
     one_request_completes(&mut session, "after-64mib").await;
     let (huge_hwm, huge_rss) = memory_kib(pid);
-    let control = Control::wait(&dir.path().join("p"), pid, Duration::from_secs(5)).await;
+    let control = Control::wait(&dir.path().join("p"), &proc, Duration::from_secs(5)).await;
     let s = control.status().await;
     assert_eq!(s["connection"]["reconnects"], 1, "{s:#}");
     let why = s["connection"]["last_error"].as_str().unwrap_or_default().to_string();
@@ -155,9 +156,9 @@ fn never_reading_buyer(port: u16, body: &str) -> std::net::TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_answers_500_concurrent_streams_and_shrugs_off_buyers_that_never_read() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = Pool::start(dir.path(), free_port(), &[]).await;
-    let pool_pid = pool.proc.child.id();
-    let _provider = Provider::start(&dir.path().join("p1"), &pool.ws_url(), &["--slots", "8"]);
+    let pool = HEARTH.pool(dir.path(), free_port(), &[]).await;
+    let pool_pid = pool.proc.id();
+    let _provider = HEARTH.provider(&dir.path().join("p1"), &pool.ws_url(), &["--slots", "8"]);
     pool.wait_ready(1, Duration::from_secs(15)).await;
     let (base_hwm, _) = memory_kib(pool_pid);
 
@@ -166,7 +167,7 @@ async fn the_pool_answers_500_concurrent_streams_and_shrugs_off_buyers_that_neve
     let started = Instant::now();
     let tasks: Vec<_> = (0..500)
         .map(|_| {
-            let (http, url) = (http.clone(), pool.url("/v1/chat/completions"));
+            let (http, url) = (http.clone(), pool.chat_url());
             tokio::spawn(async move {
                 let r = http
                     .post(url)
@@ -217,8 +218,7 @@ async fn the_pool_answers_500_concurrent_streams_and_shrugs_off_buyers_that_neve
     let mut served = 0;
     while served < 20 {
         assert!(Instant::now() < deadline, "others were starved: {served} served");
-        let r =
-            http.post(pool.url("/v1/chat/completions")).json(&chat(MODEL, "other", 3, false)).send().await;
+        let r = http.post(pool.chat_url()).json(&chat(MODEL, "other", 3, false)).send().await;
         if let Ok(r) = r {
             if r.status() == 200 {
                 served += 1;

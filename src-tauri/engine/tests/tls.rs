@@ -9,21 +9,20 @@ use hearth_engine::session::ProviderConfig;
 use hearth_engine::status::ProviderPhase;
 use hearth_inference::scripted::ScriptedEngine;
 use hearth_pool::{Pool, PoolConfig, TlsFiles};
+use hearth_testkit::certs::Certs;
+use hearth_testkit::chat::chat;
+use hearth_testkit::poll::poll_until;
 
-struct Certs {
+/// A self-signed certificate for localhost, in a folder that lives as long as it.
+struct TestCerts {
     _dir: tempfile::TempDir,
-    cert: std::path::PathBuf,
-    key: std::path::PathBuf,
+    certs: Certs,
 }
 
-fn self_signed() -> Certs {
+fn self_signed() -> TestCerts {
     let dir = tempfile::tempdir().unwrap();
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
-    Certs { _dir: dir, cert, key }
+    let certs = Certs::self_signed(dir.path(), &["localhost", "127.0.0.1"]);
+    TestCerts { _dir: dir, certs }
 }
 
 async fn tls_pool(certs: &Certs) -> Pool {
@@ -44,34 +43,20 @@ fn config(url: String, ca_file: Option<std::path::PathBuf>) -> ProviderConfig {
     c
 }
 
-async fn wait_for(
-    provider: &Provider,
-    timeout: Duration,
-    pred: impl Fn(&hearth_engine::status::Status) -> bool,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if pred(&provider.status().snapshot()) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_with_a_trusted_self_signed_certificate_serves_requests() {
-    let certs = self_signed();
-    let pool = tls_pool(&certs).await;
+    let test_certs = self_signed();
+    let certs = &test_certs.certs;
+    let pool = tls_pool(certs).await;
     let url = format!("wss://localhost:{}/ws/provider", pool.local_addr().port());
     let provider = Provider::start(config(url, Some(certs.cert.clone())), Arc::new(ScriptedEngine::new("m")));
-    assert!(wait_for(&provider, Duration::from_secs(10), |s| s.phase == ProviderPhase::Ready).await);
+    let status = || std::future::ready(provider.status().snapshot());
+    poll_until("ready over wss", Duration::from_secs(10), status, |s| s.phase == ProviderPhase::Ready).await;
     assert_eq!(pool.snapshot().pool.ready, 1);
 
     // A buyer over https, trusting the same certificate, gets a completion relayed over wss.
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.cert).unwrap()).unwrap();
-    let http = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
-    let body = serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":2});
+    let http = certs.client();
+    let body = chat("m", "hi", 2, false);
     let r = http
         .post(format!("https://localhost:{}/v1/chat/completions", pool.local_addr().port()))
         .json(&body)
@@ -86,20 +71,15 @@ async fn wss_with_a_trusted_self_signed_certificate_serves_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_reported_and_never_bypassed() {
-    let certs = self_signed();
-    let pool = tls_pool(&certs).await;
+    let test_certs = self_signed();
+    let pool = tls_pool(&test_certs.certs).await;
     let url = format!("wss://localhost:{}/ws/provider", pool.local_addr().port());
     let provider = Provider::start(config(url, None), Arc::new(ScriptedEngine::new("m")));
-    assert!(
-        wait_for(&provider, Duration::from_secs(10), |s| s
-            .connection
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.to_lowercase().contains("certificate")))
-        .await,
-        "{:?}",
-        provider.status().snapshot().connection
-    );
+    let status = || std::future::ready(provider.status().snapshot());
+    poll_until("an error naming the certificate", Duration::from_secs(10), status, |s| {
+        s.connection.last_error.as_deref().is_some_and(|e| e.to_lowercase().contains("certificate"))
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let s = provider.status().snapshot();
     assert!(!s.connection.connected);
@@ -121,7 +101,9 @@ async fn wss_to_a_plain_text_server_fails_instead_of_falling_back() {
         .unwrap();
     let url = format!("wss://127.0.0.1:{}/ws/provider", pool.local_addr().port());
     let provider = Provider::start(config(url, None), Arc::new(ScriptedEngine::new("m")));
-    assert!(wait_for(&provider, Duration::from_secs(10), |s| s.connection.last_error.is_some()).await);
+    let status = || std::future::ready(provider.status().snapshot());
+    poll_until("a connection error", Duration::from_secs(10), status, |s| s.connection.last_error.is_some())
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(pool.snapshot().pool.total_providers, 0);
     assert!(!provider.status().snapshot().connection.connected);

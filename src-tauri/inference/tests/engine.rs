@@ -1,19 +1,19 @@
 //! The cpu engine through the public API: loading errors, inspection, the generation loop's
 //! events, stop sequences, cancellation, context limits, seeded sampling and the bench.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 use hearth_inference::job::ChatMessage;
 use hearth_inference::load::load_cpu;
+use hearth_inference::ModelFormat;
 use hearth_inference::{
     bench_model, inspect_model, load_engine, Backend, CancelToken, Engine, EngineError, GenerationEvent,
-    GenerationRequest, LoadError, LoadSpec, ModelFormat, Prompt, SamplingParams, StopReason,
+    GenerationRequest, LoadError, LoadSpec, Prompt, SamplingParams, StopReason,
 };
+use hearth_testkit::shared_fixtures;
 
 fn llama() -> PathBuf {
-    common::fixture_model("tiny-llama-4bit")
+    shared_fixtures::fixture_model("tiny-llama-4bit")
 }
 
 fn raw(text: &str, max_tokens: u32) -> GenerationRequest {
@@ -30,7 +30,7 @@ fn copy_fixture(name: &str, tag: &str) -> PathBuf {
     let dst = std::env::temp_dir().join(format!("hearth-inf-{tag}-{}", std::process::id())).join(name);
     let _ = std::fs::remove_dir_all(&dst);
     std::fs::create_dir_all(&dst).unwrap();
-    for e in std::fs::read_dir(common::fixture_model(name)).unwrap() {
+    for e in std::fs::read_dir(shared_fixtures::fixture_model(name)).unwrap() {
         let p = e.unwrap().path();
         std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
         let mut perm = std::fs::metadata(dst.join(p.file_name().unwrap())).unwrap().permissions();
@@ -160,7 +160,8 @@ fn stop_sequence_and_cancel() {
 
 #[test]
 fn seeded_sampling_is_reproducible() {
-    let engine = load_cpu(&LoadSpec::new(common::fixture_model("tiny-qwen2-4bit"), Backend::Cpu)).unwrap();
+    let engine =
+        load_cpu(&LoadSpec::new(shared_fixtures::fixture_model("tiny-qwen2-4bit"), Backend::Cpu)).unwrap();
     let mut req = GenerationRequest {
         prompt: Prompt::Chat(vec![ChatMessage { role: "user".into(), content: "Say hello".into() }]),
         max_tokens: 12,

@@ -4,8 +4,6 @@
 //! `scripts/family_models.py` generates with mlx_lm, which also writes their oracles. Needs a Python
 //! with mlx_lm (`HEARTH_MLX_LM_PYTHON`).
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -13,19 +11,20 @@ use std::sync::OnceLock;
 use hearth_inference::generate::{LocalEngine, ModelRunner};
 use hearth_inference::load::load_cpu;
 use hearth_inference::{Backend, LoadSpec};
+use hearth_testkit::shared_fixtures;
 
 /// Generates the models once per test binary; `None` when mlx_lm is missing (and not required).
 fn models() -> Option<&'static PathBuf> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
-        let python = common::mlx_lm_python()?;
+        let python = shared_fixtures::mlx_lm_python()?;
         let dir = std::env::temp_dir().join(format!("hearth-family-models-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/family_models.py");
         let out = Command::new(python)
             .arg(script)
             .arg(&dir)
-            .arg(common::fixture_model("tiny-llama-4bit"))
+            .arg(shared_fixtures::fixture_model("tiny-llama-4bit"))
             .output()
             .unwrap();
         assert!(out.status.success(), "family_models.py failed: {}", String::from_utf8_lossy(&out.stderr));

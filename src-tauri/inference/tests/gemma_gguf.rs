@@ -6,8 +6,6 @@
 //! It is a base model, so it is judged by token ids and determinism, not answer quality; its logits
 //! are cross-checked against an independent float64 numpy forward pass (scripts/gemma_reference.py).
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -15,10 +13,11 @@ use hearth_inference::generate::{LocalEngine, ModelRunner};
 use hearth_inference::job::ChatMessage;
 use hearth_inference::load::{load_cpu, CpuEngine};
 use hearth_inference::text::{read_tokenizer_file, TextCodec};
+use hearth_inference::{Backend, LoadSpec};
 use hearth_inference::{
-    Backend, CancelToken, Engine, GenerationEvent, GenerationRequest, LoadSpec, Prompt, SamplingParams,
-    StopReason,
+    CancelToken, Engine, GenerationEvent, GenerationRequest, Prompt, SamplingParams, StopReason,
 };
+use hearth_testkit::shared_fixtures;
 
 fn gguf_path() -> Option<PathBuf> {
     let p = PathBuf::from(std::env::var("HEARTH_GEMMA_GGUF").ok()?);
@@ -41,7 +40,7 @@ fn engine() -> Option<Arc<CpuEngine>> {
                 return None;
             };
             let mut spec = LoadSpec::new(path, Backend::Cpu);
-            spec.tokenizer_dir = Some(common::shared_dir().join("fixtures/gemma3-270m"));
+            spec.tokenizer_dir = Some(shared_fixtures::shared_dir().join("fixtures/gemma3-270m"));
             Some(load_cpu(&spec).expect("load gemma gguf"))
         })
         .clone()
@@ -119,7 +118,7 @@ fn eos_is_honoured() {
     let stop_text = tok.id_to_token(stop_at).unwrap();
     assert_eq!(free.token_ids.iter().position(|&t| t == stop_at), Some(3), "pick a token not seen earlier");
 
-    let dir = common::shared_dir().join("fixtures/gemma3-270m");
+    let dir = shared_fixtures::shared_dir().join("fixtures/gemma3-270m");
     let bytes = read_tokenizer_file(&dir.join("tokenizer.json.xz")).unwrap();
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer_config.json")).unwrap()).unwrap();

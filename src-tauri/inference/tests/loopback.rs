@@ -2,10 +2,8 @@
 //! `mlx_lm.server` serving the tiny fixture when mlx-lm is installed (`HEARTH_MLX_LM_PYTHON` names
 //! the Python that has it; default `python3`).
 
-mod common;
-
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use axum::response::IntoResponse;
@@ -16,6 +14,9 @@ use hearth_inference::{
     load_engine, Backend, CancelToken, EngineError, GenerationEvent, GenerationRequest, LoadSpec, Prompt,
     SamplingParams, StopReason,
 };
+use hearth_testkit::poll::poll_until;
+use hearth_testkit::process::{free_port, Proc};
+use hearth_testkit::shared_fixtures;
 
 /// Serves a fixed stream; a prompt containing "slow" stalls before answering; "fail" gets a 500.
 fn start_mock() -> String {
@@ -156,38 +157,25 @@ fn unreachable_server_is_a_clear_error() {
     assert!(matches!(out, Err(EngineError::ModelNotLoaded(ref m)) if m.contains("not reachable")), "{out:?}");
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A real mlx_lm.server serving the tiny llama fixture reproduces the oracle's greedy text through
 /// the loopback engine.
 #[test]
 fn real_mlx_lm_server_matches_oracle() {
-    let Some(python) = common::mlx_lm_python() else { return };
-    let model = common::fixture_model("tiny-llama-4bit");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _server = Server(
-        Command::new(&python)
-            .args(["-m", "mlx_lm", "server", "--host", "127.0.0.1", "--port", &port.to_string(), "--model"])
-            .arg(&model)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let Some(python) = shared_fixtures::mlx_lm_python() else { return };
+    let model = shared_fixtures::fixture_model("tiny-llama-4bit");
+    let port = free_port();
+    let logs = tempfile::tempdir().unwrap();
+    let mut server = Command::new(&python);
+    server
+        .args(["-m", "mlx_lm", "server", "--host", "127.0.0.1", "--port", &port.to_string(), "--model"])
+        .arg(&model);
+    let _server = Proc::spawn(server, logs.path(), "mlx_lm-server");
     let base = format!("http://127.0.0.1:{port}/v1");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    // (Its /v1/models lists the Hugging Face cache, not the served model, so probe the port.)
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mlx_lm.server did not come up");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    // (Its /v1/models lists the Hugging Face cache, not the served model, so probe the port.) The
+    // engine below runs its own runtime, so only this wait runs on one.
+    let listening = || std::future::ready(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let wait = poll_until("mlx_lm.server to listen", Duration::from_secs(90), listening, |up| *up);
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(wait);
     let mut spec = LoadSpec::new(
         &model,
         Backend::Loopback { base_url: base, upstream_model: Some(model.to_string_lossy().into_owned()) },
@@ -195,7 +183,7 @@ fn real_mlx_lm_server_matches_oracle() {
     spec.max_context = Some(2048);
     let engine = load_engine(&spec).unwrap();
     assert_eq!(engine.descriptor().model_id, "tiny-llama-4bit");
-    let oracle = common::oracle("tiny-llama-4bit");
+    let oracle = shared_fixtures::oracle("tiny-llama-4bit");
     for case in oracle["cases"].as_array().unwrap().iter().filter(|c| c["kind"] == "chat") {
         let messages: Vec<ChatMessage> = serde_json::from_value(case["messages"].clone()).unwrap();
         let req = GenerationRequest {

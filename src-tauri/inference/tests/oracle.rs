@@ -2,14 +2,12 @@
 //! oracles for the tiny fixtures: identical prompt ids, first-step logits within 1e-3, identical 16
 //! greedy tokens — through the public engine API.
 
-mod common;
-
 use hearth_inference::generate::{LocalEngine, ModelRunner};
 use hearth_inference::job::ChatMessage;
 use hearth_inference::load::load_cpu;
-use hearth_inference::{
-    Backend, CancelToken, Engine, GenerationRequest, LoadSpec, Prompt, SamplingParams, StopReason,
-};
+use hearth_inference::{Backend, LoadSpec};
+use hearth_inference::{CancelToken, Engine, GenerationRequest, Prompt, SamplingParams, StopReason};
+use hearth_testkit::shared_fixtures;
 
 fn prompt_of(case: &serde_json::Value) -> Prompt {
     match case["kind"].as_str().unwrap() {
@@ -19,14 +17,14 @@ fn prompt_of(case: &serde_json::Value) -> Prompt {
 }
 
 fn check(name: &str) -> f32 {
-    let engine = load_cpu(&LoadSpec::new(common::fixture_model(name), Backend::Cpu)).unwrap();
+    let engine = load_cpu(&LoadSpec::new(shared_fixtures::fixture_model(name), Backend::Cpu)).unwrap();
     check_engine(name, &*engine)
 }
 
 /// The oracle checks against any local engine (the cpu one, or mlx).
 fn check_engine<R: ModelRunner>(name: &str, engine: &LocalEngine<R>) -> f32 {
     assert_eq!(engine.descriptor().model_id, name);
-    let oracle = common::oracle(name);
+    let oracle = shared_fixtures::oracle(name);
     let max_tokens = oracle["max_tokens"].as_u64().unwrap() as u32;
     let mut worst = 0f32;
     for case in oracle["cases"].as_array().unwrap() {
@@ -79,7 +77,8 @@ fn tiny_qwen2_matches_oracle() {
 /// Prefill in chunks must give the same logits as one pass (exercises cache + masks).
 #[test]
 fn chunked_prefill_matches_single_pass() {
-    let engine = load_cpu(&LoadSpec::new(common::fixture_model("tiny-llama-4bit"), Backend::Cpu)).unwrap();
+    let engine =
+        load_cpu(&LoadSpec::new(shared_fixtures::fixture_model("tiny-llama-4bit"), Backend::Cpu)).unwrap();
     chunked_prefill_diff(&*engine, 1e-4);
 }
 
@@ -109,7 +108,7 @@ mod mlx {
     use hearth_inference::mlx::{load_mlx, MlxEngine};
 
     fn load(name: &str) -> std::sync::Arc<MlxEngine> {
-        load_mlx(&LoadSpec::new(common::fixture_model(name), Backend::Mlx)).unwrap()
+        load_mlx(&LoadSpec::new(shared_fixtures::fixture_model(name), Backend::Mlx)).unwrap()
     }
 
     #[test]
@@ -132,7 +131,8 @@ mod mlx {
     #[test]
     fn load_engine_picks_mlx() {
         let engine =
-            load_engine(&LoadSpec::new(common::fixture_model("tiny-llama-4bit"), Backend::Mlx)).unwrap();
+            load_engine(&LoadSpec::new(shared_fixtures::fixture_model("tiny-llama-4bit"), Backend::Mlx))
+                .unwrap();
         assert_eq!(engine.descriptor().engine, "mlx");
         assert_eq!(engine.descriptor().model_id, "tiny-llama-4bit");
     }

@@ -1,11 +1,10 @@
 //! Prompt token ids (raw and chat-templated) match the mlx_lm oracles exactly.
 
-mod common;
-
 use hearth_inference::job::ChatMessage;
 use hearth_inference::model_dir::ModelDir;
 use hearth_inference::text::TextCodec;
 use hearth_inference::Prompt;
+use hearth_testkit::shared_fixtures;
 
 fn prompt_of(case: &serde_json::Value) -> Prompt {
     match case["kind"].as_str().unwrap() {
@@ -15,9 +14,9 @@ fn prompt_of(case: &serde_json::Value) -> Prompt {
 }
 
 fn check(name: &str) {
-    let dir = ModelDir::open(&common::fixture_model(name)).unwrap();
+    let dir = ModelDir::open(&shared_fixtures::fixture_model(name)).unwrap();
     let codec = TextCodec::from_model_dir(&dir).unwrap();
-    let oracle = common::oracle(name);
+    let oracle = shared_fixtures::oracle(name);
     for case in oracle["cases"].as_array().unwrap() {
         let want: Vec<u32> = serde_json::from_value(case["prompt_ids"].clone()).unwrap();
         let got = codec.encode_prompt(&prompt_of(case)).unwrap();
@@ -41,9 +40,9 @@ fn qwen2_prompt_ids_match_oracle() {
 #[test]
 fn lean_tokenizer_parse_matches_tokenizers() {
     let files = [
-        common::shared_dir().join("fixtures/gemma3-270m/tokenizer.json.xz"),
-        common::fixture_model("tiny-llama-4bit").join("tokenizer.json"),
-        common::fixture_model("tiny-qwen2-4bit").join("tokenizer.json"),
+        shared_fixtures::shared_dir().join("fixtures/gemma3-270m/tokenizer.json.xz"),
+        shared_fixtures::fixture_model("tiny-llama-4bit").join("tokenizer.json"),
+        shared_fixtures::fixture_model("tiny-qwen2-4bit").join("tokenizer.json"),
     ];
     let texts = [
         "Hello world! This is a test of the emergency broadcast system.",

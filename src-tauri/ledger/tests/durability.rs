@@ -2,43 +2,34 @@
 //! never double counts.
 //!
 //! The child is this same test binary, re-run with `LEDGER_CHILD_DB` set so that
-//! [`child_writer`] (a no-op in a normal run) writes jobs as fast as it can and prints
-//! `committed <i>` after each `record_job` returns. The parent kills it while it is writing.
+//! [`child_writer`] writes jobs as fast as it can and prints `committed <i>` after each
+//! `record_job` returns. The parent kills it while it is writing. `child_writer` is a helper-process
+//! entry, not a test of its own: a normal run lists it as ignored, and the parent runs it through
+//! `--ignored` (see `hearth_testkit::process::rerun_test_binary`).
 
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use hearth_ledger::{JobOutcome, JobRecord, Ledger, RateCard};
+use hearth_ledger::{JobOutcome, JobRecord, Ledger};
+use hearth_testkit::ledger_fixtures;
+use hearth_testkit::process::rerun_test_binary;
 
 const CHILD_ENV: &str = "LEDGER_CHILD_DB";
 
+/// The `i`th job the child writes: 41 prompt + 1 completion tokens, 20 estimated credits.
 fn job(i: u64) -> JobRecord {
-    JobRecord {
-        request_id: format!("req-{i}"),
-        assigned_id: "sess-kill".into(),
-        model_id: "tiny-llama-4bit".into(),
-        prompt_tokens: 41,
-        cached_prompt_tokens: 0,
-        completion_tokens: 1,
-        started_at: 1_000 + i as i64,
-        ended_at: 2_000 + i as i64,
-        prefill_ms: 1,
-        decode_ms: 1,
-        outcome: JobOutcome::Complete,
-        reason: None,
-        estimated_credits: 0,
-        rate_card_version: String::new(),
-    }
-    .priced(&RateCard::builtin())
+    ledger_fixtures::job(&format!("req-{i}"), 2_000 + i as i64, JobOutcome::Complete, 41, 1)
 }
 
-/// The child's body; does nothing unless run as the child.
+/// The child's body: writes rows until it is killed. Run only by the parent test below.
 #[test]
+#[ignore = "helper process: the SIGKILL test runs it as its child with LEDGER_CHILD_DB set"]
 fn child_writer() {
-    let Ok(db) = std::env::var(CHILD_ENV) else { return };
+    let db = std::env::var(CHILD_ENV)
+        .unwrap_or_else(|_| panic!("child_writer is the SIGKILL test's child; it needs {CHILD_ENV}"));
     let ledger = Ledger::open(db).unwrap();
     let out = std::io::stdout();
     for i in 0.. {
@@ -52,13 +43,9 @@ fn child_writer() {
 
 #[test]
 fn sigkill_mid_write_loses_no_committed_row_and_rerecord_does_not_double_count() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ledger.sqlite3");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["child_writer", "--exact", "--nocapture", "--test-threads=1"])
+    let mut child = rerun_test_binary("child_writer")
         .env(CHILD_ENV, &db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -1,32 +1,13 @@
 //! The ledger against real SQLite files.
 
 use hearth_ledger::schema::{self, MIGRATIONS, SCHEMA_VERSION};
-use hearth_ledger::{CreditedSnapshot, JobOutcome, JobRecord, Ledger, LedgerError, RateCard};
+use hearth_ledger::{CreditedSnapshot, JobOutcome, Ledger, LedgerError};
+use hearth_testkit::ledger_fixtures::job;
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 /// 2026-05-04 00:00:00 UTC (a Monday).
 const MIDNIGHT: i64 = 1_777_852_800_000;
-
-fn job(id: &str, ended_at: i64, outcome: JobOutcome, prompt: u64, completion: u64) -> JobRecord {
-    JobRecord {
-        request_id: id.into(),
-        assigned_id: "sess-1".into(),
-        model_id: "mlx-community/Llama-3.2-3B-Instruct-4bit".into(),
-        prompt_tokens: prompt,
-        cached_prompt_tokens: 0,
-        completion_tokens: completion,
-        started_at: ended_at - 500,
-        ended_at,
-        prefill_ms: 40,
-        decode_ms: 460,
-        outcome,
-        reason: None,
-        estimated_credits: 0,
-        rate_card_version: String::new(),
-    }
-    .priced(&RateCard::builtin())
-}
 
 #[test]
 fn open_uses_wal_and_current_schema() {

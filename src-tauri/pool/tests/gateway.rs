@@ -1,17 +1,22 @@
 //! The buyer side over real sockets: a reqwest buyer, the pool, and a fake provider.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use hearth_pool::PoolConfig;
 use hearth_protocol::openai::{ChunkBuilder, FinishReason, SSE_DONE};
 use hearth_protocol::{
     CoordinatorMessage, EndStatus, InferenceRequest, PreflightAck, PreflightReason, ProviderMessage,
     ProviderState, ResponseChunk, ResponseEnd, Usage,
 };
+use hearth_testkit::chat::chat;
+use hearth_testkit::fake_provider::{FakeProvider, MODEL};
+use hearth_testkit::pool::{http_url, start_pool, status_until, test_config};
 use serde_json::Value;
+
+/// The minimal valid request these tests send (the fake provider answers it however a test says).
+fn say_ok(stream: bool) -> String {
+    chat(MODEL, "say ok", 8, stream).to_string()
+}
 
 fn client() -> reqwest::Client {
     reqwest::Client::new()
@@ -19,7 +24,7 @@ fn client() -> reqwest::Client {
 
 async fn post_chat(addr: std::net::SocketAddr, body: String) -> reqwest::Response {
     client()
-        .post(url(addr, "/v1/chat/completions"))
+        .post(http_url(addr, "/v1/chat/completions"))
         .header("content-type", "application/json")
         .body(body)
         .send()
@@ -28,7 +33,7 @@ async fn post_chat(addr: std::net::SocketAddr, body: String) -> reqwest::Respons
 }
 
 async fn get_json(addr: std::net::SocketAddr, path: &str) -> Value {
-    client().get(url(addr, path)).send().await.unwrap().json().await.unwrap()
+    client().get(http_url(addr, path)).send().await.unwrap().json().await.unwrap()
 }
 
 /// The pool's error envelope: status plus `error.code`.
@@ -75,10 +80,10 @@ fn stream_events() -> Vec<String> {
 
 #[tokio::test]
 async fn non_streaming_completion_end_to_end_with_usage_and_earnings() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "prov-a", 1).await;
-    let body = chat_body(false);
+    let body = say_ok(false);
     let buyer = tokio::spawn(post_chat(addr, body.clone()));
 
     let req = expect_request(&mut p).await;
@@ -119,7 +124,7 @@ async fn non_streaming_completion_end_to_end_with_usage_and_earnings() {
     assert_eq!(card["usd_per_million_credits"], 1.0);
 
     // The slot came back: a second request routes to the same provider.
-    let buyer = tokio::spawn(post_chat(addr, chat_body(false)));
+    let buyer = tokio::spawn(post_chat(addr, say_ok(false)));
     let req = expect_request(&mut p).await;
     p.send(chunk(&req.request_id, 0, completion)).await;
     p.send(end(&req.request_id, EndStatus::Complete, 1, Usage::new(39, 1))).await;
@@ -130,11 +135,11 @@ async fn non_streaming_completion_end_to_end_with_usage_and_earnings() {
 
 #[tokio::test]
 async fn streaming_completion_passes_events_verbatim() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "prov-s", 1).await;
     let buyer = tokio::spawn(async move {
-        let resp = post_chat(addr, chat_body(true)).await;
+        let resp = post_chat(addr, say_ok(true)).await;
         let headers = resp.headers().clone();
         (resp.status(), headers, resp.text().await.unwrap())
     });
@@ -160,10 +165,10 @@ async fn streaming_completion_passes_events_verbatim() {
 
 #[tokio::test]
 async fn keepalive_comments_flow_while_waiting_for_the_first_chunk() {
-    let pool = start(PoolConfig { sse_keepalive: Duration::from_millis(50), ..config() }).await;
+    let pool = start_pool(PoolConfig { sse_keepalive: Duration::from_millis(50), ..test_config() }).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "slow", 1).await;
-    let buyer = tokio::spawn(async move { post_chat(addr, chat_body(true)).await.text().await.unwrap() });
+    let buyer = tokio::spawn(async move { post_chat(addr, say_ok(true)).await.text().await.unwrap() });
     let req = expect_request(&mut p).await;
     tokio::time::sleep(Duration::from_millis(400)).await; // a long prefill
     let events = stream_events();
@@ -181,11 +186,11 @@ async fn keepalive_comments_flow_while_waiting_for_the_first_chunk() {
 
 #[tokio::test]
 async fn busy_provider_gives_503_no_provider_available() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let mut p = FakeProvider::ready(&pool, "busy-one", 1).await;
     p.state(ProviderState::Busy, 0, 1).await;
-    wait_for(&pool, |s| s.pool.degraded == 1).await;
-    let (status, error) = error_of(post_chat(pool.local_addr(), chat_body(false)).await).await;
+    status_until(&pool, "the provider degraded", |s| s.pool.degraded == 1).await;
+    let (status, error) = error_of(post_chat(pool.local_addr(), say_ok(false)).await).await;
     assert_eq!(status, 503);
     assert_eq!(error["code"], "no_provider_available");
     assert!(error["message"].as_str().unwrap().contains("(1 busy, 0 ready)"), "{error}");
@@ -195,7 +200,7 @@ async fn busy_provider_gives_503_no_provider_available() {
 
 #[tokio::test]
 async fn unknown_model_is_404_and_bad_requests_are_400() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let _p = FakeProvider::ready(&pool, "p", 1).await;
     let addr = pool.local_addr();
     let body = serde_json::json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]});
@@ -218,12 +223,12 @@ async fn unknown_model_is_404_and_bad_requests_are_400() {
 
 #[tokio::test]
 async fn buyer_disconnect_sends_cancel_request() {
-    let pool = start(PoolConfig { sse_keepalive: Duration::from_millis(30), ..config() }).await;
+    let pool = start_pool(PoolConfig { sse_keepalive: Duration::from_millis(30), ..test_config() }).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "p", 1).await;
     let (got_first, first) = tokio::sync::oneshot::channel();
     let buyer = tokio::spawn(async move {
-        let mut resp = post_chat(addr, chat_body(true)).await;
+        let mut resp = post_chat(addr, say_ok(true)).await;
         let bytes = resp.chunk().await.unwrap().unwrap();
         let _ = got_first.send(bytes);
         // Dropping the response closes the connection.
@@ -240,17 +245,17 @@ async fn buyer_disconnect_sends_cancel_request() {
     }
     // The provider's cancelled end is still recorded (usage so far).
     p.send(end(&req.request_id, EndStatus::Cancelled, 0, Usage::new(10, 0))).await;
-    wait_for(&pool, |s| s.providers[0].active_requests == 0).await;
+    status_until(&pool, "no active request", |s| s.providers[0].active_requests == 0).await;
     assert_eq!(pool.usage().requests, 1);
     pool.shutdown().await;
 }
 
 #[tokio::test]
 async fn provider_disconnect_mid_stream_ends_with_an_sse_error_then_done() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "flaky", 1).await;
-    let buyer = tokio::spawn(async move { post_chat(addr, chat_body(true)).await.text().await.unwrap() });
+    let buyer = tokio::spawn(async move { post_chat(addr, say_ok(true)).await.text().await.unwrap() });
     let req = expect_request(&mut p).await;
     let events = stream_events();
     p.send(chunk(&req.request_id, 0, events[0].clone())).await;
@@ -269,10 +274,10 @@ async fn provider_disconnect_mid_stream_ends_with_an_sse_error_then_done() {
 
 #[tokio::test]
 async fn provider_disconnect_fails_a_non_streaming_request_with_502() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "flaky", 1).await;
-    let buyer = tokio::spawn(post_chat(addr, chat_body(false)));
+    let buyer = tokio::spawn(post_chat(addr, say_ok(false)));
     expect_request(&mut p).await;
     drop(p);
     let (status, error) = error_of(buyer.await.unwrap()).await;
@@ -283,10 +288,10 @@ async fn provider_disconnect_fails_a_non_streaming_request_with_502() {
 
 #[tokio::test]
 async fn request_timeout_cancels_and_answers_504() {
-    let pool = start(PoolConfig { request_timeout: Duration::from_millis(300), ..config() }).await;
+    let pool = start_pool(PoolConfig { request_timeout: Duration::from_millis(300), ..test_config() }).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "stuck", 1).await;
-    let buyer = tokio::spawn(post_chat(addr, chat_body(false)));
+    let buyer = tokio::spawn(post_chat(addr, say_ok(false)));
     let req = expect_request(&mut p).await;
     match p.recv().await {
         CoordinatorMessage::CancelRequest(c) => {
@@ -303,7 +308,7 @@ async fn request_timeout_cancels_and_answers_504() {
 
 #[tokio::test]
 async fn error_end_statuses_map_to_openai_errors() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "erring", 1).await;
     for (end_status, http, code) in [
@@ -311,7 +316,7 @@ async fn error_end_statuses_map_to_openai_errors() {
         (EndStatus::ErrorQueueFull, 503, "no_provider_available"),
         (EndStatus::ErrorContextExceeded, 400, "invalid_request"),
     ] {
-        let buyer = tokio::spawn(post_chat(addr, chat_body(false)));
+        let buyer = tokio::spawn(post_chat(addr, say_ok(false)));
         let req = expect_request(&mut p).await;
         p.send(end(&req.request_id, end_status, 0, Usage::default())).await;
         let (status, error) = error_of(buyer.await.unwrap()).await;
@@ -325,10 +330,10 @@ async fn error_end_statuses_map_to_openai_errors() {
 
 #[tokio::test]
 async fn duplicate_request_id_nak_fails_the_request_with_502() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "naky", 1).await;
-    let buyer = tokio::spawn(post_chat(addr, chat_body(false)));
+    let buyer = tokio::spawn(post_chat(addr, say_ok(false)));
     let req = expect_request(&mut p).await;
     p.send(ProviderMessage::Nak(hearth_protocol::Nak {
         in_reply_to: "inference_request".into(),
@@ -346,7 +351,7 @@ async fn duplicate_request_id_nak_fails_the_request_with_502() {
 
 #[tokio::test]
 async fn long_prompts_get_a_preflight_and_a_rejection_is_503() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "small-ctx", 1).await;
     let long = "word ".repeat(5000); // ~25 KB: over 4096 estimated tokens
@@ -389,7 +394,7 @@ async fn long_prompts_get_a_preflight_and_a_rejection_is_503() {
 
 #[tokio::test]
 async fn status_models_and_health_report_availability() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let addr = pool.local_addr();
     let status = get_json(addr, "/v1/status").await;
     assert_eq!(status["status"], "idle");
@@ -413,13 +418,13 @@ async fn status_models_and_health_report_availability() {
     assert_eq!(model["max_context_tokens"], 8192);
 
     p.state(ProviderState::Busy, 0, 2).await;
-    wait_for(&pool, |s| s.pool.degraded == 1).await;
+    status_until(&pool, "the provider degraded", |s| s.pool.degraded == 1).await;
     let status = get_json(addr, "/v1/status").await;
     assert_eq!(status["models"][0]["availability"], "no_free_slots");
     assert_eq!(status["status"], "degraded");
 
     p.state(ProviderState::Draining, 0, 2).await;
-    wait_for(&pool, |s| s.pool.draining == 1).await;
+    status_until(&pool, "the provider draining", |s| s.pool.draining == 1).await;
     let status = get_json(addr, "/v1/status").await;
     assert_eq!(status["models"][0]["availability"], "no_awake_provider");
     assert_eq!(status["models"][0]["available"], false);
@@ -440,11 +445,11 @@ async fn status_models_and_health_report_availability() {
 
 #[tokio::test]
 async fn routing_prefers_the_least_loaded_provider() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let addr = pool.local_addr();
     let mut a = FakeProvider::ready(&pool, "a", 1).await;
     let mut b = FakeProvider::ready(&pool, "b", 3).await;
-    let first = tokio::spawn(post_chat(addr, chat_body(false)));
+    let first = tokio::spawn(post_chat(addr, say_ok(false)));
     let req = expect_request(&mut b).await;
     assert!(a.recv_within(Duration::from_millis(100)).await.is_none());
     b.send(chunk(&req.request_id, 0, "{}".into())).await;
@@ -455,12 +460,15 @@ async fn routing_prefers_the_least_loaded_provider() {
 
 #[tokio::test]
 async fn bind_conflict_is_a_clear_error() {
-    let pool = start(config()).await;
-    let err =
-        hearth_pool::Pool::start(PoolConfig { listen: pool.local_addr(), ..config() }).await.err().unwrap();
+    let pool = start_pool(test_config()).await;
+    let err = hearth_pool::Pool::start(PoolConfig { listen: pool.local_addr(), ..test_config() })
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains(&pool.local_addr().to_string()), "{err}");
     let run =
-        hearth_pool::run(PoolConfig { listen: pool.local_addr(), ..config() }, std::future::pending()).await;
+        hearth_pool::run(PoolConfig { listen: pool.local_addr(), ..test_config() }, std::future::pending())
+            .await;
     assert!(matches!(run, Err(hearth_pool::PoolError::Bind { .. })));
     pool.shutdown().await;
 }
@@ -474,13 +482,13 @@ fn big_event(seq: u64, bytes: usize) -> String {
 async fn a_buyer_that_stops_reading_is_cut_off_at_the_relay_buffer() {
     const LIMIT: usize = 256 * 1024;
     const EVENT: usize = 32 * 1024;
-    let pool = start(PoolConfig { relay_buffer_bytes: LIMIT, ..config() }).await;
+    let pool = start_pool(PoolConfig { relay_buffer_bytes: LIMIT, ..test_config() }).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "p", 1).await;
     // The buyer takes the response head, then reads nothing until told to.
     let (read_now, go) = tokio::sync::oneshot::channel::<()>();
     let buyer = tokio::spawn(async move {
-        let resp = post_chat(addr, chat_body(true)).await;
+        let resp = post_chat(addr, say_ok(true)).await;
         assert_eq!(resp.status(), 200);
         go.await.unwrap();
         resp.text().await.unwrap()
@@ -509,7 +517,10 @@ async fn a_buyer_that_stops_reading_is_cut_off_at_the_relay_buffer() {
         other => panic!("expected cancel_request, got {other:?}"),
     }
     p.send(end(&req.request_id, EndStatus::Cancelled, sent, Usage::new(10, sent))).await;
-    wait_for(&pool, |s| s.providers[0].active_requests == 0 && s.providers[0].slots_free == 1).await;
+    status_until(&pool, "the slot free again", |s| {
+        s.providers[0].active_requests == 0 && s.providers[0].slots_free == 1
+    })
+    .await;
     assert_eq!(pool.usage().requests, 1, "the cancelled job is still in the ledger");
 
     // Reading now: the events that were relayed, in order and whole, then why the stream ended.
@@ -538,10 +549,10 @@ async fn a_buyer_that_reads_gets_a_response_far_larger_than_the_relay_buffer() {
     const LIMIT: usize = 256 * 1024;
     const EVENT: usize = 8 * 1024;
     const EVENTS: u64 = 1024; // 8 MiB
-    let pool = start(PoolConfig { relay_buffer_bytes: LIMIT, ..config() }).await;
+    let pool = start_pool(PoolConfig { relay_buffer_bytes: LIMIT, ..test_config() }).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "p", 1).await;
-    let buyer = tokio::spawn(async move { post_chat(addr, chat_body(true)).await.text().await.unwrap() });
+    let buyer = tokio::spawn(async move { post_chat(addr, say_ok(true)).await.text().await.unwrap() });
     let req = expect_request(&mut p).await;
     for seq in 0..EVENTS {
         p.send(chunk(&req.request_id, seq, big_event(seq, EVENT))).await;
@@ -563,10 +574,10 @@ async fn a_buyer_that_reads_gets_a_response_far_larger_than_the_relay_buffer() {
 
 #[tokio::test]
 async fn a_non_streamed_answer_larger_than_the_relay_buffer_is_a_clear_502() {
-    let pool = start(PoolConfig { relay_buffer_bytes: 64 * 1024, ..config() }).await;
+    let pool = start_pool(PoolConfig { relay_buffer_bytes: 64 * 1024, ..test_config() }).await;
     let addr = pool.local_addr();
     let mut p = FakeProvider::ready(&pool, "p", 1).await;
-    let buyer = tokio::spawn(post_chat(addr, chat_body(false)));
+    let buyer = tokio::spawn(post_chat(addr, say_ok(false)));
     let req = expect_request(&mut p).await;
     p.send(chunk(&req.request_id, 0, "y".repeat(100 * 1024))).await;
     match p.recv().await {
@@ -578,6 +589,6 @@ async fn a_non_streamed_answer_larger_than_the_relay_buffer_is_a_clear_502() {
     assert_eq!(error["code"], "relay_buffer_exceeded");
     assert!(error["message"].as_str().unwrap().contains("stream it"), "{error}");
     p.send(end(&req.request_id, EndStatus::Cancelled, 1, Usage::new(10, 0))).await;
-    wait_for(&pool, |s| s.providers[0].active_requests == 0).await;
+    status_until(&pool, "no active request", |s| s.providers[0].active_requests == 0).await;
     pool.shutdown().await;
 }

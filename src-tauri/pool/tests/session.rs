@@ -1,23 +1,22 @@
 //! The provider side of the pool over real sockets: handshake, admission, liveness, naks, drain,
 //! and the strict-mode write-deadline hazard.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
 use futures_util::{SinkExt, StreamExt};
 use hearth_pool::{PoolConfig, PoolEvent};
 use hearth_protocol::close::{BAD_FIRST_MESSAGE, INVALID_HELLO, INVALID_TOKEN};
 use hearth_protocol::{
     encode, nak_code, CoordinatorMessage, DrainPhase, DrainStatus, ProviderMessage, ProviderState,
 };
+use hearth_testkit::fake_provider::{await_close, hello, open, FakeProvider};
+use hearth_testkit::pool::{start_pool, status_until, test_config};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn handshake_acks_with_the_coordinators_fields() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let mut events = pool.events();
     let p = FakeProvider::handshake(pool.local_addr(), hello("studio-1"), None).await;
     let ack = &p.ack;
@@ -47,7 +46,7 @@ fn uuid_like(s: &str) -> bool {
 
 #[tokio::test]
 async fn invalid_hello_closes_4001_naming_the_field() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let mut bad = hello("not a safe id!");
     bad.hostname = "h".into();
     let mut ws = open(pool.local_addr(), None).await;
@@ -77,7 +76,8 @@ async fn invalid_hello_closes_4001_naming_the_field() {
 
 #[tokio::test]
 async fn first_frame_must_be_a_hello_in_time() {
-    let pool = start(PoolConfig { handshake_timeout: Duration::from_millis(200), ..config() }).await;
+    let pool =
+        start_pool(PoolConfig { handshake_timeout: Duration::from_millis(200), ..test_config() }).await;
     let mut ws = open(pool.local_addr(), None).await;
     let frame = await_close(&mut ws, Duration::from_secs(5)).await.expect("close frame");
     assert_eq!(u16::from(frame.code), BAD_FIRST_MESSAGE);
@@ -92,7 +92,7 @@ async fn first_frame_must_be_a_hello_in_time() {
 #[tokio::test]
 async fn bad_token_closes_4005_when_tokens_are_configured() {
     let tokens: HashSet<String> = ["good-token".to_string()].into();
-    let pool = start(PoolConfig { provider_tokens: Some(tokens), ..config() }).await;
+    let pool = start_pool(PoolConfig { provider_tokens: Some(tokens), ..test_config() }).await;
     for token in [None, Some("wrong")] {
         let mut ws = open(pool.local_addr(), token).await;
         let frame = await_close(&mut ws, Duration::from_secs(5)).await.expect("close frame");
@@ -106,7 +106,7 @@ async fn bad_token_closes_4005_when_tokens_are_configured() {
 
 #[tokio::test]
 async fn liveness_timeout_closes_a_silent_provider() {
-    let pool = start(PoolConfig { liveness_timeout: Duration::from_millis(300), ..config() }).await;
+    let pool = start_pool(PoolConfig { liveness_timeout: Duration::from_millis(300), ..test_config() }).await;
     let mut events = pool.events();
     let mut p = FakeProvider::handshake(pool.local_addr(), hello("quiet"), None).await;
     let frame = await_close(&mut p.ws, Duration::from_secs(5)).await;
@@ -117,17 +117,17 @@ async fn liveness_timeout_closes_a_silent_provider() {
         }
     };
     assert!(reason.contains("liveness"), "{reason}");
-    let s = wait_for(&pool, |s| s.pool.unavailable == 1).await;
+    let s = status_until(&pool, "the provider unavailable", |s| s.pool.unavailable == 1).await;
     assert_eq!(s.pool.ready, 0);
     pool.shutdown().await;
 }
 
 #[tokio::test]
 async fn heartbeats_keep_a_session_alive_and_disconnect_grace_expires() {
-    let pool = start(PoolConfig {
+    let pool = start_pool(PoolConfig {
         liveness_timeout: Duration::from_millis(300),
         disconnect_grace: Duration::from_millis(200),
-        ..config()
+        ..test_config()
     })
     .await;
     let mut events = pool.events();
@@ -147,17 +147,17 @@ async fn heartbeats_keep_a_session_alive_and_disconnect_grace_expires() {
     assert!(beats.windows(2).all(|w| w[1] > w[0]));
 
     drop(p);
-    wait_for(&pool, |s| s.pool.unavailable == 1).await;
-    wait_for(&pool, |s| s.pool.total_providers == 0).await;
+    status_until(&pool, "the provider unavailable", |s| s.pool.unavailable == 1).await;
+    status_until(&pool, "the row gone after the grace", |s| s.pool.total_providers == 0).await;
     pool.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_reconnect_within_grace_takes_the_row_over() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let first = FakeProvider::ready(&pool, "same", 1).await;
     drop(first);
-    wait_for(&pool, |s| s.pool.unavailable == 1).await;
+    status_until(&pool, "the provider unavailable", |s| s.pool.unavailable == 1).await;
     let second = FakeProvider::ready(&pool, "same", 1).await;
     let s = pool.snapshot();
     assert_eq!(s.pool.total_providers, 1);
@@ -167,18 +167,19 @@ async fn a_reconnect_within_grace_takes_the_row_over() {
 
 #[tokio::test]
 async fn a_duplicate_provider_id_replaces_the_old_session() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let mut old = FakeProvider::ready(&pool, "dup", 1).await;
     let new = FakeProvider::ready(&pool, "dup", 1).await;
     assert!(await_close(&mut old.ws, Duration::from_secs(5)).await.is_some());
-    let s = wait_for(&pool, |s| s.providers.len() == 1 && s.providers[0].connected).await;
+    let s = status_until(&pool, "one connected row", |s| s.providers.len() == 1 && s.providers[0].connected)
+        .await;
     assert_eq!(s.providers[0].assigned_id, new.ack.assigned_id);
     pool.shutdown().await;
 }
 
 #[tokio::test]
 async fn unknown_types_and_bad_frames_get_a_nak_and_the_session_stays() {
-    let pool = start(PoolConfig { max_frame_bytes: 1024, ..config() }).await;
+    let pool = start_pool(PoolConfig { max_frame_bytes: 1024, ..test_config() }).await;
     let mut p = FakeProvider::ready(&pool, "naky", 1).await;
 
     p.send_text(r#"{"type":"ownership_status","x":1}"#.into()).await;
@@ -202,13 +203,16 @@ async fn unknown_types_and_bad_frames_get_a_nak_and_the_session_stays() {
 
     // Still alive and listened to.
     p.state(ProviderState::Busy, 0, 1).await;
-    wait_for(&pool, |s| s.providers[0].state == ProviderState::Busy && s.providers[0].connected).await;
+    status_until(&pool, "the provider busy and connected", |s| {
+        s.providers[0].state == ProviderState::Busy && s.providers[0].connected
+    })
+    .await;
     pool.shutdown().await;
 }
 
 #[tokio::test]
 async fn drain_then_drain_complete_closes_the_session() {
-    let pool = start(config()).await;
+    let pool = start_pool(test_config()).await;
     let mut p = FakeProvider::ready(&pool, "drainer", 1).await;
     pool.drain_all().await;
     assert_eq!(p.recv().await, CoordinatorMessage::Drain {});
@@ -216,7 +220,7 @@ async fn drain_then_drain_complete_closes_the_session() {
         ProviderMessage::DrainStatus(DrainStatus { phase, inflight_requests: 0, estimated_drain_seconds: 0 })
     };
     p.send(status(DrainPhase::Starting)).await;
-    wait_for(&pool, |s| s.pool.draining == 1).await;
+    status_until(&pool, "the provider draining", |s| s.pool.draining == 1).await;
     p.send(status(DrainPhase::Complete)).await;
     let frame = await_close(&mut p.ws, Duration::from_secs(5)).await.expect("close frame");
     assert_eq!(u16::from(frame.code), 1000);
@@ -228,7 +232,8 @@ async fn drain_then_drain_complete_closes_the_session() {
 #[tokio::test]
 async fn strict_mode_drops_a_ping_keepalive_client_after_write_timeout() {
     let pool =
-        start(PoolConfig { strict: true, write_timeout: Duration::from_millis(300), ..config() }).await;
+        start_pool(PoolConfig { strict: true, write_timeout: Duration::from_millis(300), ..test_config() })
+            .await;
     let mut events = pool.events();
     let mut p = FakeProvider::handshake(pool.local_addr(), hello("pinger"), None).await;
     let started = tokio::time::Instant::now();
@@ -266,11 +271,11 @@ async fn strict_mode_drops_a_ping_keepalive_client_after_write_timeout() {
 /// ...while one that keeps alive with text heartbeats survives many write timeouts.
 #[tokio::test]
 async fn strict_mode_keeps_a_text_heartbeat_client() {
-    let pool = start(PoolConfig {
+    let pool = start_pool(PoolConfig {
         strict: true,
         write_timeout: Duration::from_millis(200),
         liveness_timeout: Duration::from_millis(600),
-        ..config()
+        ..test_config()
     })
     .await;
     let mut events = pool.events();
@@ -292,7 +297,7 @@ async fn strict_mode_keeps_a_text_heartbeat_client() {
 /// Outside strict mode, pongs keep flowing however long the link has been idle.
 #[tokio::test]
 async fn normal_mode_answers_pings_after_write_timeout() {
-    let pool = start(PoolConfig { write_timeout: Duration::from_millis(100), ..config() }).await;
+    let pool = start_pool(PoolConfig { write_timeout: Duration::from_millis(100), ..test_config() }).await;
     let mut p = FakeProvider::handshake(pool.local_addr(), hello("pinger"), None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     p.ws.send(Message::Ping(b"x".to_vec().into())).await.unwrap();

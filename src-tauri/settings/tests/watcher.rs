@@ -1,22 +1,15 @@
 //! Live reload against a real directory and the OS file watcher.
 
-use std::path::Path;
 use std::time::Duration;
 
 use hearth_settings::{Settings, SettingsEvent, SettingsStore, SettingsWatcher};
+use hearth_testkit::files::save_like_an_editor;
 use tokio::sync::broadcast;
 
 const WAIT: Duration = Duration::from_secs(5);
 
 async fn next_event(rx: &mut broadcast::Receiver<SettingsEvent>) -> SettingsEvent {
     tokio::time::timeout(WAIT, rx.recv()).await.expect("no settings event within 5 s").unwrap()
-}
-
-/// Writes like an editor that saves via a temp file and rename.
-fn editor_save(path: &Path, text: &str) {
-    let tmp = path.with_file_name("settings.toml~edit");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 fn file(slots: u32) -> String {
@@ -47,7 +40,7 @@ async fn external_edits_apply_live_invalid_ones_are_rejected_and_fixes_apply_aga
     assert_eq!(current.borrow_and_update().slots, 3);
 
     // 2. An invalid edit is rejected with field errors; the last good settings stay.
-    editor_save(
+    save_like_an_editor(
         &path,
         "provider_id = \"studio-m2\"\ncoordinator = \"ws://coord.example.com/ws/provider\"\nslots = 12\n",
     );
@@ -63,7 +56,7 @@ async fn external_edits_apply_live_invalid_ones_are_rejected_and_fixes_apply_aga
     assert!(!current.has_changed().unwrap());
 
     // A syntax error is rejected too, with its position.
-    editor_save(&path, "provider_id = \"studio-m2\nslots = 2\n");
+    save_like_an_editor(&path, "provider_id = \"studio-m2\nslots = 2\n");
     match next_event(&mut events).await {
         SettingsEvent::Rejected { errors } => assert!(errors[0].message.contains("line 1"), "{errors:?}"),
         other => panic!("expected Rejected, got {other:?}"),
@@ -71,7 +64,7 @@ async fn external_edits_apply_live_invalid_ones_are_rejected_and_fixes_apply_aga
     assert_eq!(watcher.current().slots, 3);
 
     // 3. The fix is applied again.
-    editor_save(&path, &file(5));
+    save_like_an_editor(&path, &file(5));
     match next_event(&mut events).await {
         SettingsEvent::Applied(s) => assert_eq!(s.slots, 5),
         other => panic!("expected Applied, got {other:?}"),

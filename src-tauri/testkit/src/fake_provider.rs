@@ -1,11 +1,23 @@
-//! A tiny fake provider speaking the protocol with `hearth_protocol` types, plus pool helpers.
-#![allow(dead_code)]
+//! A tiny fake provider that speaks the protocol with `hearth_protocol` types to a real pool:
+//! it handshakes, reports state and heartbeats, and answers requests with whatever frames a test
+//! scripts — including wrong ones.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use hearth_testkit::fake_provider::FakeProvider;
+//! use hearth_testkit::pool::{start_pool, test_config};
+//!
+//! let pool = start_pool(test_config()).await;
+//! let mut p = FakeProvider::ready(&pool, "prov-a", 1).await; // handshaken, ready, seen by the pool
+//! let request = p.recv().await; // what the pool routed to it
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use hearth_pool::{Pool, PoolConfig, PoolStatus};
+use hearth_pool::Pool;
 use hearth_protocol::{
     decode_coordinator, encode, CoordinatorMessage, Heartbeat, Hello, HelloAck, MetricsSnapshot,
     MetricsWindow, ProviderMessage, ProviderState, StateUpdate,
@@ -16,29 +28,16 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::pool::status_until;
+
+/// The provider's end of the WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// The model the fake provider says it serves. The pool's rate card prices it by its model key,
+/// `tiny-model`.
 pub const MODEL: &str = "mlx-community/Tiny-Model-4bit";
 
-/// A config on an ephemeral loopback port with test-friendly timings.
-pub fn config() -> PoolConfig {
-    PoolConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        liveness_timeout: Duration::from_secs(30),
-        disconnect_grace: Duration::from_secs(30),
-        sse_keepalive: Duration::from_secs(30),
-        ..PoolConfig::default()
-    }
-}
-
-pub async fn start(config: PoolConfig) -> Pool {
-    Pool::start(config).await.expect("pool starts")
-}
-
-pub fn url(addr: SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
-
+/// A valid hello for [`MODEL`] with one slot; change fields to make it invalid or different.
 pub fn hello(provider_id: &str) -> Hello {
     Hello {
         version: 1,
@@ -83,6 +82,7 @@ pub async fn await_close(ws: &mut Ws, within: Duration) -> Option<CloseFrame> {
     .expect("the pool should have closed the connection")
 }
 
+/// A provider session: the socket, the pool's hello_ack, and the provider id it said hello with.
 pub struct FakeProvider {
     pub ws: Ws,
     pub ack: HelloAck,
@@ -110,7 +110,7 @@ impl FakeProvider {
         let mut p = FakeProvider::handshake(pool.local_addr(), h, None).await;
         p.state(ProviderState::Ready, slots, slots).await;
         let assigned = p.ack.assigned_id.clone();
-        wait_for(pool, |s| {
+        status_until(pool, &format!("{id} ready in the pool"), |s| {
             s.providers
                 .iter()
                 .any(|r| r.assigned_id == assigned && r.connected && r.state == ProviderState::Ready)
@@ -119,14 +119,17 @@ impl FakeProvider {
         p
     }
 
+    /// Sends one protocol message.
     pub async fn send(&mut self, message: ProviderMessage) {
         self.ws.send(Message::text(encode(&message))).await.unwrap();
     }
 
+    /// Sends raw text (a malformed or unknown frame).
     pub async fn send_text(&mut self, text: String) {
         self.ws.send(Message::text(text)).await.unwrap();
     }
 
+    /// A `state_update` with `free` of `total` slots.
     pub async fn state(&mut self, state: ProviderState, free: u32, total: u32) {
         self.send(ProviderMessage::StateUpdate(StateUpdate {
             state,
@@ -141,6 +144,7 @@ impl FakeProvider {
         .await;
     }
 
+    /// A text heartbeat (ready, one free slot), as real providers keep alive.
     pub async fn heartbeat(&mut self) {
         self.send(ProviderMessage::Heartbeat(Heartbeat {
             status: ProviderState::Ready,
@@ -163,6 +167,8 @@ impl FakeProvider {
         self.recv_within(Duration::from_secs(5)).await.expect("a message from the pool")
     }
 
+    /// The next protocol message, or `None` after `within` (to show nothing was sent); panics if
+    /// the pool closes the session.
     pub async fn recv_within(&mut self, within: Duration) -> Option<CoordinatorMessage> {
         tokio::time::timeout(within, async {
             loop {
@@ -181,30 +187,7 @@ impl FakeProvider {
     }
 }
 
+/// Stands in until the real ack is read (every field but the id is optional).
 fn placeholder_ack() -> HelloAck {
     serde_json::from_str(r#"{"assigned_id":""}"#).unwrap()
-}
-
-/// Polls the pool's snapshot until `check` holds (panics after 5 s).
-pub async fn wait_for(pool: &Pool, check: impl Fn(&PoolStatus) -> bool) -> PoolStatus {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let s = pool.snapshot();
-        if check(&s) {
-            return s;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "condition not reached; last status: {s:#?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A minimal valid chat body.
-pub fn chat_body(stream: bool) -> String {
-    serde_json::json!({
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "say ok"}],
-        "max_tokens": 8,
-        "stream": stream,
-    })
-    .to_string()
 }

@@ -1,7 +1,28 @@
-//! A scriptable fake coordinator on a real socket: accepts provider sessions, answers the hello,
-//! and lets a test send any frame and watch what the provider sends back, with arrival times.
+//! A scriptable fake coordinator on a real socket: it accepts a provider's WebSocket session,
+//! answers the hello, and lets a test send any frame (or any text, malformed on purpose) and watch
+//! what the provider sends back, each item with its arrival time.
+//!
+//! It speaks through `hearth_protocol`'s own types, so a test reads like the protocol document:
+//!
+//! ```no_run
+//! # async fn example() {
+//! use std::time::Duration;
+//! use hearth_protocol::ProviderMessage;
+//! use hearth_testkit::{chat::chat, fake_coordinator::{inference_request, FakeCoordinator}};
+//!
+//! let fake = FakeCoordinator::bind(30).await;
+//! // ... start a provider with `fake.url()` as its coordinator ...
+//! let mut session = fake.accept().await;
+//! session.send(&inference_request("req-1", &chat("hearth-scripted", "hi", 2, false))).await;
+//! let end = session
+//!     .expect(Duration::from_secs(5), |m| match m {
+//!         ProviderMessage::InferenceResponseEnd(e) => Some(e.clone()),
+//!         _ => None,
+//!     })
+//!     .await;
+//! # }
+//! ```
 
-#![allow(dead_code)]
 // Test-only types: size and the handshake callback's error type are the library's, not ours.
 #![allow(clippy::large_enum_variant, clippy::result_large_err)]
 
@@ -18,6 +39,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+/// A listening fake coordinator; each [`FakeCoordinator::accept`] takes the next provider session.
 pub struct FakeCoordinator {
     pub addr: SocketAddr,
     pub heartbeat_interval_s: u64,
@@ -33,6 +55,8 @@ pub enum Seen {
     Ended,
 }
 
+/// One provider session as the coordinator sees it: the provider's hello, the bearer it sent, a
+/// sink to write to it and everything it has sent since.
 pub struct Session {
     pub hello: Hello,
     pub authorization: Option<String>,
@@ -41,11 +65,14 @@ pub struct Session {
 }
 
 impl FakeCoordinator {
+    /// Listens on an ephemeral loopback port; `heartbeat_interval_s` goes into every hello_ack
+    /// (the provider heartbeats every `min(interval, 5 s)`).
     pub async fn bind(heartbeat_interval_s: u64) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         Self { addr: listener.local_addr().unwrap(), heartbeat_interval_s, listener }
     }
 
+    /// The URL to give the provider as its coordinator.
     pub fn url(&self) -> String {
         format!("ws://{}/ws/provider", self.addr)
     }
@@ -131,6 +158,7 @@ impl Session {
         self.send_text(encode(message)).await
     }
 
+    /// Sends raw text (a malformed frame, an unknown type); returns how long the write took.
     pub async fn send_text(&mut self, text: String) -> Duration {
         let started = Instant::now();
         self.sink.send(Message::text(text)).await.expect("write to provider failed");
@@ -142,17 +170,19 @@ impl Session {
         self.sink.send(Message::text(text)).await.map_err(|e| e.to_string())
     }
 
+    /// Sends a close frame with `code` (e.g. 4004, 4005) and `reason`.
     pub async fn close(&mut self, code: u16, reason: &str) {
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_string().into() };
         let _ = self.sink.send(Message::Close(Some(frame))).await;
     }
 
-    /// The next thing seen, or None after `timeout`.
+    /// The next thing seen, or `None` after `timeout` (silence can be what a test wants to see).
     pub async fn next(&mut self, timeout: Duration) -> Option<(Instant, Seen)> {
         tokio::time::timeout(timeout, self.seen.recv()).await.ok().flatten()
     }
 
-    /// Waits for the first provider message matching `pred`, skipping heartbeats and anything else.
+    /// Waits for the first provider message for which `pred` returns `Some`, skipping heartbeats
+    /// and anything else; panics if the session ends or `timeout` passes first.
     pub async fn expect<T>(
         &mut self,
         timeout: Duration,
@@ -175,35 +205,15 @@ impl Session {
     }
 }
 
-pub fn chat_body(model: &str, prompt: &str, max_tokens: i64, stream: bool) -> String {
-    serde_json::json!({
-        "model": model,
-        "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": max_tokens,
-        "stream": stream,
-    })
-    .to_string()
-}
-
-pub fn request(id: &str, body: String, stream: bool) -> CoordinatorMessage {
+/// An `inference_request` carrying `body` (a chat body, see [`crate::chat::chat`]); its `stream`
+/// flag is the body's, as a coordinator copies it from the buyer's request.
+pub fn inference_request(id: &str, body: &serde_json::Value) -> CoordinatorMessage {
     CoordinatorMessage::InferenceRequest(hearth_protocol::InferenceRequest {
         request_id: id.into(),
-        stream,
-        body,
+        stream: body["stream"].as_bool().unwrap_or(false),
+        body: body.to_string(),
         settlement: None,
         conversation_key: None,
         body_encoding: None,
     })
-}
-
-/// Polls `f` until it returns true or `timeout` passes.
-pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    f()
 }
