@@ -1,8 +1,7 @@
 //! Hearth's headless provider engine.
 //!
 //! * [`session`]: the WebSocket session with a coordinator (receiver, handler, writer, heartbeat,
-//!   reconnect, drain);
-//! * [`relay`]: requests → inference jobs → response frames;
+//!   reconnect, drain) and its relay (requests → inference jobs → response frames);
 //! * [`status`]: the one snapshot everything user-facing shows;
 //! * [`control`]: the local HTTP API (`hearth status`, later the UI);
 //! * [`provider`]: ties session and status together behind one handle;
@@ -19,7 +18,6 @@ pub mod earnings;
 pub mod engines;
 pub mod models;
 pub mod provider;
-pub mod relay;
 pub mod session;
 pub mod status;
 pub mod system;
