@@ -3,7 +3,7 @@
 
 import "./style.css";
 import { HourlyChart, Sparkline } from "./charts";
-import { $, ago, clock, credits, duration, el, isRunning, PHASE_LABEL, setText } from "./format";
+import { $, ago, clock, credits, duration, el, isRunning, outcomeWord, PHASE_LABEL, setText } from "./format";
 import { connect, type LinkState, type Transport } from "./transport";
 import type { EarningsRange, EarningsReport, Status } from "./types";
 
@@ -178,11 +178,12 @@ function renderRecent(s: Status): void {
   list.replaceChildren(
     ...jobs.map((j) => {
       const c = creditsById.get(j.request_id);
-      return el("li", { cls: `job ${j.outcome}`, title: j.reason ?? j.status, attrs: { "data-request-id": j.request_id } }, [
+      const word = outcomeWord(j.outcome);
+      return el("li", { cls: `job ${word}`, title: j.reason ?? j.status, attrs: { "data-request-id": j.request_id } }, [
         el("span", { cls: "time", text: clock(j.ended_ms) }),
         el("span", { cls: "model", text: j.model }),
         el("span", { cls: "num", text: `${j.prompt_tokens}+${j.completion_tokens} tok` }),
-        el("span", { cls: `outcome ${j.outcome}`, text: j.outcome === "complete" ? (c !== undefined ? `+${credits(c)}` : "✓") : j.outcome }),
+        el("span", { cls: `outcome ${word}`, text: word === "complete" ? (c !== undefined ? `+${credits(c)}` : "✓") : word }),
       ]);
     }),
   );

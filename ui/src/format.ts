@@ -1,6 +1,6 @@
 // Small, pure formatting helpers shared by the pages.
 
-import type { Phase } from "./types";
+import type { Outcome, OutcomeWord, Phase } from "./types";
 
 export const PHASE_LABEL: Record<Phase, string> = {
   stopped: "Stopped",
@@ -17,6 +17,11 @@ export const PHASE_LABEL: Record<Phase, string> = {
 /** Phases in which the provider is (trying to be) on: the main button offers Stop. */
 export function isRunning(p: Phase): boolean {
   return p !== "stopped" && p !== "error" && p !== "paused";
+}
+
+/** What the user reads for a job's outcome: the error's end status stays in the tooltip. */
+export function outcomeWord(o: Outcome): OutcomeWord {
+  return o === "complete" || o === "cancelled" || o === "lost" ? o : "failed";
 }
 
 export function credits(n: number | null | undefined): string {

@@ -37,7 +37,12 @@ export interface ActiveJob {
   tokens_per_s: number | null;
 }
 
-export type Outcome = "complete" | "cancelled" | "failed" | "lost";
+/** How a finished job ended, as the engine's status and the ledger both write it: any error end is
+ * `error:<end status>` (e.g. `error:error_queue_full`). `outcomeWord` turns it into what the user reads. */
+export type Outcome = "complete" | "cancelled" | "lost" | `error:${string}`;
+
+/** The word the dashboard shows (and styles) for an outcome: every `error:*` is "failed". */
+export type OutcomeWord = "complete" | "cancelled" | "failed" | "lost";
 
 export interface FinishedJob {
   request_id: string;
@@ -187,7 +192,7 @@ export interface JobRecord {
   prompt_tokens: number;
   completion_tokens: number;
   ended_at: number;
-  outcome: string;
+  outcome: Outcome;
   reason: string | null;
   estimated_credits: number;
 }

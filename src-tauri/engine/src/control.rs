@@ -238,7 +238,7 @@ fn snapshot_stream(rx: watch::Receiver<Status>) -> impl Stream<Item = Result<Eve
                     }
                 }
                 _ = s.keepalive.tick() => {
-                    let now = crate::session::rfc3339_now();
+                    let now = crate::status::rfc3339_now();
                     return Some((Ok(Event::default().comment(format!("keepalive {now}"))), s));
                 }
             }

@@ -1,8 +1,7 @@
 //! Hearth's headless provider engine.
 //!
 //! * [`session`]: the WebSocket session with a coordinator (receiver, handler, writer, heartbeat,
-//!   reconnect, drain);
-//! * [`relay`]: requests → inference jobs → response frames;
+//!   reconnect, drain) and its relay (requests → inference jobs → response frames);
 //! * [`status`]: the one snapshot everything user-facing shows;
 //! * [`backend`]: what the app does for its clients ([`backend::ControlBackend`]) and the views it
 //!   answers with; the control API serves it over HTTP, the Tauri shell calls it in-process;
@@ -22,7 +21,6 @@ pub mod earnings;
 pub mod engines;
 pub mod models;
 pub mod provider;
-pub mod relay;
 pub mod session;
 pub mod status;
 pub mod system;

@@ -6,8 +6,7 @@ use hearth_inference::Engine;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::relay::JobSink;
-use crate::session::{run_provider, HandlerProbe, ProviderConfig, Shared};
+use crate::session::{run_provider, HandlerProbe, JobSink, ProviderConfig, Shared};
 use crate::status::{Status, StatusHub};
 
 /// Optional wiring for [`Provider::start_with`].

@@ -2,11 +2,17 @@
 //! UI show comes from [`Status`], published through a [`StatusHub`].
 //!
 //! Writers call [`StatusHub::update`] with a closure; readers hold a `watch::Receiver` and see the
-//! newest snapshot (intermediate ones may be skipped, which is what a UI wants).
+//! newest snapshot (intermediate ones may be skipped, which is what a UI wants). The crate's clock
+//! helpers ([`unix_ms`], [`rfc3339_now`]) live here too, at the bottom where every module can reach
+//! them.
 
 use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// How a finished job ended: the ledger's own type, so the snapshot and the ledger cannot disagree.
+/// In the snapshot's JSON it reads as the ledger stores it: `complete`, `cancelled`, `lost`, or
+/// `error:<end status>` (e.g. `error:error_queue_full`).
+pub use hearth_ledger::JobOutcome;
 use hearth_settings::FieldError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -50,19 +56,6 @@ pub struct ConnectionHealth {
     pub last_close_code: Option<u16>,
     pub last_close_reason: Option<String>,
     pub last_error: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobOutcome {
-    /// Finished and its end frame was handed to the coordinator.
-    Complete,
-    Cancelled,
-    /// Ended with an `error_*` status.
-    Failed,
-    /// Cut by a lost connection: the coordinator will never see its end, the buyer got an error, and
-    /// nobody pays for it.
-    Lost,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,7 +258,7 @@ impl Status {
         match job.outcome {
             JobOutcome::Complete => self.jobs_completed += 1,
             JobOutcome::Cancelled => {}
-            JobOutcome::Failed => self.jobs_failed += 1,
+            JobOutcome::Error(_) => self.jobs_failed += 1,
             JobOutcome::Lost => self.jobs_lost += 1,
         }
         if self.recent_jobs.len() == RECENT_JOBS {
@@ -322,6 +315,13 @@ impl StatusHub {
 
 pub fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Now as an RFC 3339 UTC timestamp (a `state_update`'s `since`, the control API's keepalives).
+pub fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
 /// Why the provider is not earning right now, in one specific sentence; `None` while it is serving
@@ -438,5 +438,35 @@ mod tests {
         hub.update(|s| s.set_phase(ProviderPhase::Ready, "serving"));
         assert!(rx.has_changed().unwrap());
         assert_eq!(hub.snapshot().not_earning, None);
+    }
+
+    #[test]
+    fn finished_jobs_count_by_outcome_and_show_it_as_the_ledger_stores_it() {
+        let mut s = ready(10_000_000);
+        let job = |id: &str, outcome: JobOutcome| FinishedJob {
+            request_id: id.into(),
+            assigned_id: None,
+            model: "m".into(),
+            outcome,
+            status: String::new(),
+            reason: None,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            started_ms: 1,
+            ended_ms: 2,
+            prefill_ms: 0,
+            decode_ms: 0,
+        };
+        s.finish_job(job("a", JobOutcome::Complete));
+        s.finish_job(job("b", JobOutcome::Error("error_queue_full".into())));
+        s.finish_job(job("c", JobOutcome::Lost));
+        s.finish_job(job("d", JobOutcome::Cancelled));
+        assert_eq!((s.jobs_completed, s.jobs_failed, s.jobs_lost), (1, 1, 1));
+        let json = serde_json::to_value(&s).unwrap();
+        let outcomes: Vec<_> =
+            json["recent_jobs"].as_array().unwrap().iter().map(|j| j["outcome"].clone()).collect();
+        assert_eq!(outcomes, ["cancelled", "lost", "error:error_queue_full", "complete"]);
+        let back: Status = serde_json::from_value(json).unwrap();
+        assert_eq!(back.recent_jobs, s.recent_jobs);
     }
 }

@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 
-use hearth_ledger::{CreditedSnapshot, JobOutcome as LedgerOutcome, JobRecord, Ledger, RateCard};
+use hearth_ledger::{CreditedSnapshot, JobOutcome, JobRecord, Ledger, RateCard};
 use serde::{Deserialize, Serialize};
+use tracing::Span;
 
-use crate::relay::{JobSink, StartedJob};
-use crate::status::{unix_ms, FinishedJob, JobOutcome, StatusHub};
+use crate::session::{JobSink, StartedJob};
+use crate::status::{unix_ms, FinishedJob, StatusHub};
 
 /// The reason recorded for a job found in the journal at start-up.
 pub const CRASH_LOST_REASON: &str =
@@ -38,8 +39,9 @@ pub struct CardInForce {
 pub type SharedCard = Arc<RwLock<CardInForce>>;
 
 pub(crate) enum LedgerMsg {
-    Started(StartedJob),
-    Finished(Box<JobRecord>),
+    /// With the job's span, entered on the ledger thread so its lines name the job.
+    Started(StartedJob, Span),
+    Finished(Box<JobRecord>, Span),
     Credited(CreditedSnapshot),
     /// Re-publish the summary (e.g. the day rolled over).
     Refresh,
@@ -64,7 +66,7 @@ pub struct LedgerSink {
 
 impl JobSink for LedgerSink {
     fn job_started(&self, job: &StartedJob) {
-        let _ = self.tx.send(LedgerMsg::Started(job.clone()));
+        let _ = self.tx.send(LedgerMsg::Started(job.clone(), Span::current()));
     }
 
     fn job_finished(&self, job: &FinishedJob) {
@@ -72,7 +74,7 @@ impl JobSink for LedgerSink {
             let card = self.card.read().unwrap_or_else(|e| e.into_inner());
             to_record(job).priced(&card.card)
         };
-        let _ = self.tx.send(LedgerMsg::Finished(Box::new(record)));
+        let _ = self.tx.send(LedgerMsg::Finished(Box::new(record), Span::current()));
     }
 }
 
@@ -88,12 +90,7 @@ fn to_record(job: &FinishedJob) -> JobRecord {
         ended_at: job.ended_ms as i64,
         prefill_ms: job.prefill_ms,
         decode_ms: job.decode_ms,
-        outcome: match job.outcome {
-            JobOutcome::Complete => LedgerOutcome::Complete,
-            JobOutcome::Cancelled => LedgerOutcome::Cancelled,
-            JobOutcome::Lost => LedgerOutcome::Lost,
-            JobOutcome::Failed => LedgerOutcome::Error(job.status.clone()),
-        },
+        outcome: job.outcome.clone(),
         reason: job.reason.clone(),
         estimated_credits: 0,
         rate_card_version: String::new(),
@@ -166,9 +163,9 @@ impl Worker {
             // Take everything queued, then publish one summary for the whole batch.
             for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
                 match msg {
-                    LedgerMsg::Started(job) => self.journal_start(&job),
-                    LedgerMsg::Finished(record) => {
-                        if let Err(e) = self.record(&record) {
+                    LedgerMsg::Started(job, span) => span.in_scope(|| self.journal_start(&job)),
+                    LedgerMsg::Finished(record, span) => {
+                        if let Err(e) = span.in_scope(|| self.record(&record)) {
                             error = Some(e);
                         }
                     }
@@ -205,7 +202,7 @@ impl Worker {
         match self.ledger.record_job(record) {
             Ok(new) => {
                 if !new {
-                    tracing::warn!(request_id = %record.request_id, "job already in the ledger; not counted again");
+                    tracing::warn!("job already in the ledger; not counted again");
                 }
                 let _ = std::fs::remove_file(journal_path(&self.journal_dir, &record.request_id));
                 Ok(())
@@ -213,7 +210,7 @@ impl Worker {
             // The journal entry stays, so the next start records the job as lost rather than
             // forgetting it.
             Err(e) => {
-                tracing::error!(request_id = %record.request_id, error = %e, "cannot record a job");
+                tracing::error!(error = %e, "cannot record a job");
                 Err(format!("cannot record job {}: {e}", record.request_id))
             }
         }
@@ -277,7 +274,7 @@ fn recover(ledger: &Ledger, dir: &Path, card: &SharedCard) -> usize {
             ended_at: job.started_ms as i64,
             prefill_ms: 0,
             decode_ms: 0,
-            outcome: LedgerOutcome::Lost,
+            outcome: JobOutcome::Lost,
             reason: Some(CRASH_LOST_REASON.into()),
             estimated_credits: 0,
             rate_card_version: version.clone(),
@@ -377,9 +374,9 @@ mod tests {
             Recorder::start(ledger.clone(), journal.clone(), card(), hub.clone()).unwrap();
         assert_eq!(recovered, 1, "only b is new; c was already committed");
         let b = ledger.job("b").unwrap().unwrap();
-        assert_eq!(b.outcome, LedgerOutcome::Lost);
+        assert_eq!(b.outcome, JobOutcome::Lost);
         assert_eq!(b.reason.as_deref(), Some(CRASH_LOST_REASON));
-        assert_eq!(ledger.job("c").unwrap().unwrap().outcome, LedgerOutcome::Complete);
+        assert_eq!(ledger.job("c").unwrap().unwrap().outcome, JobOutcome::Complete);
         let sum = ledger.summary(unix_ms() as i64).unwrap();
         assert_eq!((sum.total.jobs, sum.total.lost_jobs, sum.total.estimated_credits), (3, 1, 40));
         assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 0);

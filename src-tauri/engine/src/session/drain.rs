@@ -8,9 +8,9 @@ use std::time::Duration;
 use hearth_protocol::close::GOING_AWAY;
 use hearth_protocol::{DrainPhase, DrainStatus, ProviderMessage};
 
+use super::relay::Relay;
+use super::shared::{SessionFlags, Shared};
 use super::writer::Outbox;
-use super::{SessionFlags, Shared};
-use crate::relay::Relay;
 
 pub(super) async fn run(shared: Arc<Shared>, flags: Arc<SessionFlags>, relay: Arc<Relay>, outbox: Outbox) {
     shared.announce_state(&flags, &outbox, Some("draining"));

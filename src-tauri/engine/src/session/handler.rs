@@ -2,7 +2,6 @@
 //! (jobs, drains and warm-ups are spawned), so the queue keeps moving; the receiver never waits for
 //! the handler in any case.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,11 +12,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
+use super::drain;
+use super::end::SessionEnd;
 use super::receiver::Inbound;
+use super::relay::Relay;
+use super::shared::{SessionFlags, Shared};
 use super::writer::{Outbox, WriterExit};
-use super::{drain, SessionEnd, SessionFlags, Shared};
-use crate::relay::Relay;
 use crate::status::unix_ms;
 
 /// A window into the handler for tests: called after each message is acted on. Returning a duration
@@ -202,25 +204,25 @@ impl Handler {
         }
         tracing::info!("draining: {why}");
         // Set before the drain task runs, so a request right behind the `drain` frame is refused.
-        self.flags.set(&self.flags.draining, true);
-        self.drain = Some(tokio::spawn(drain::run(
-            self.shared.clone(),
-            self.flags.clone(),
-            self.relay.clone(),
-            self.outbox.clone(),
-        )));
+        self.flags.set_draining();
+        self.drain = Some(tokio::spawn(
+            drain::run(self.shared.clone(), self.flags.clone(), self.relay.clone(), self.outbox.clone())
+                .in_current_span(),
+        ));
     }
 
     /// `warm_up` after a long gap: report degraded, check the model answers, report ready.
     fn warm_up(&self) {
-        if self.flags.degraded.load(Ordering::Acquire) {
+        if self.flags.is_degraded() {
             return;
         }
-        self.flags.set(&self.flags.degraded, true);
+        self.flags.set_degraded(true);
         let flags = self.flags.clone();
         let engine = self.shared.engine.clone();
-        tokio::spawn(async move {
+        let span = tracing::Span::current();
+        let task = async move {
             let probe = tokio::task::spawn_blocking(move || {
+                let _entered = span.enter();
                 let request = hearth_inference::GenerationRequest {
                     prompt: hearth_inference::Prompt::Raw("warm".into()),
                     max_tokens: 1,
@@ -233,8 +235,9 @@ impl Handler {
                 Ok(Ok(Ok(_))) => tracing::info!("warm-up probe answered"),
                 other => tracing::warn!(?other, "warm-up probe failed; reporting ready anyway"),
             }
-            flags.set(&flags.degraded, false);
-        });
+            flags.set_degraded(false);
+        };
+        tokio::spawn(task.in_current_span());
     }
 }
 

@@ -5,210 +5,57 @@
 //! * one **handler** loop takes them in order and acts, never waiting on slow work ([`handler`]);
 //! * one **writer** task owns the sink, with a deadline on every write ([`writer`]);
 //! * one **heartbeat ticker** on its own wall-clock timer ([`heartbeat`]);
-//! * a **state reporter** that tells the coordinator about capacity changes;
+//! * a **state reporter** that tells the coordinator about capacity changes (`reporter`);
+//! * the **relay**, which turns requests into inference jobs and their frames (`relay`);
 //! * and around them, [`run_provider`]: connect, handshake, serve, and on any failure reconnect with
 //!   capped exponential backoff and full jitter ([`backoff`]).
+//!
+//! What the parts share sits below them all: [`Shared`] and [`SessionFlags`] (`shared`), the
+//! metrics window (`metrics`), the [`JobSink`] the app's ledger implements (`job_sink`) and
+//! [`SessionEnd`] (`end`). This file owns only the loop that wires the parts together; no part
+//! reaches back into it.
+//!
+//! Logging: each connection runs inside one `session` span (`coordinator`, `provider_id`, and
+//! `assigned_id` once the `hello_ack` names it) that every task of the connection enters; each
+//! request runs inside a `job` span (`request_id`) below it, entered by the job's task, its
+//! inference thread and the ledger thread's write. Log lines inside them do not repeat those ids.
 
 pub mod backoff;
 pub mod config;
 pub mod connect;
 mod drain;
+mod end;
 mod handler;
 pub mod heartbeat;
+mod job_sink;
 mod link_error;
+mod metrics;
 pub mod receiver;
+mod relay;
+mod reporter;
+mod shared;
 pub mod writer;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hearth_inference::Engine;
 use hearth_protocol::close::{advice, AfterClose, VERSION_UNSUPPORTED};
-use hearth_protocol::{
-    Hello, MetricsSnapshot, ProviderMessage, ProviderState, StateUpdate, PROTOCOL_VERSION,
-};
-use tokio::sync::{mpsc, watch};
+use hearth_protocol::ProviderMessage;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use self::backoff::Backoff;
 pub use self::config::ProviderConfig;
+pub use self::end::SessionEnd;
 pub use self::handler::HandlerProbe;
-use self::heartbeat::{HeartbeatTicker, MetricsAccumulator};
+use self::heartbeat::HeartbeatTicker;
+pub use self::job_sink::{JobSink, StartedJob};
+use self::relay::Relay;
+pub use self::shared::{SessionFlags, Shared};
 use self::writer::Outbox;
-use crate::relay::{JobSink, Relay};
-use crate::status::{unix_ms, ProviderPhase, StatusHub};
-
-/// State that outlives a single connection: the engine, slot accounting, metrics, status.
-pub struct Shared {
-    pub config: ProviderConfig,
-    pub engine: Arc<dyn Engine>,
-    pub status: StatusHub,
-    /// Told about every job's start and end (the app's ledger); `None` for a bare provider.
-    pub job_sink: Option<Arc<dyn JobSink>>,
-    pub(crate) metrics: Mutex<MetricsAccumulator>,
-    slots_in_use: AtomicU32,
-    /// Bumped on every capacity change so the state reporter can tell the coordinator.
-    capacity_changed: watch::Sender<u64>,
-}
-
-impl Shared {
-    pub fn new(config: ProviderConfig, engine: Arc<dyn Engine>, status: StatusHub) -> Arc<Self> {
-        Self::with_job_sink(config, engine, status, None)
-    }
-
-    pub fn with_job_sink(
-        config: ProviderConfig,
-        engine: Arc<dyn Engine>,
-        status: StatusHub,
-        job_sink: Option<Arc<dyn JobSink>>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            config,
-            engine,
-            status,
-            job_sink,
-            metrics: Mutex::new(MetricsAccumulator::default()),
-            slots_in_use: AtomicU32::new(0),
-            capacity_changed: watch::Sender::new(0),
-        })
-    }
-
-    pub fn slots_free(&self) -> u32 {
-        self.config.slots.saturating_sub(self.slots_in_use.load(Ordering::Acquire))
-    }
-
-    pub(crate) fn try_reserve_slot(&self) -> bool {
-        let total = self.config.slots;
-        let reserved = self
-            .slots_in_use
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < total).then_some(n + 1))
-            .is_ok();
-        if reserved {
-            self.capacity_changed.send_modify(|g| *g += 1);
-        }
-        reserved
-    }
-
-    pub(crate) fn release_slot(&self) {
-        let _ = self.slots_in_use.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        self.capacity_changed.send_modify(|g| *g += 1);
-    }
-
-    /// The state to announce, with its `reason`.
-    pub fn state(&self, flags: &SessionFlags) -> (ProviderState, &'static str) {
-        if flags.is_draining() {
-            (ProviderState::Draining, "draining")
-        } else if flags.degraded.load(Ordering::Acquire) {
-            (ProviderState::Degraded, "warm_up")
-        } else if self.slots_free() == 0 {
-            (ProviderState::Busy, "request_capacity_full")
-        } else {
-            (ProviderState::Ready, "request_capacity_available")
-        }
-    }
-
-    /// Sends a `state_update` with the current state and remembers what was announced.
-    pub(crate) fn announce_state(&self, flags: &SessionFlags, outbox: &Outbox, reason: Option<&str>) -> bool {
-        let message = self.state_update(flags, reason);
-        if let ProviderMessage::StateUpdate(u) = &message {
-            *flags.last_announced.lock().unwrap() = Some((u.state, u.metrics_snapshot.slots_free));
-        }
-        self.publish_phase(flags);
-        outbox.send_priority(&message)
-    }
-
-    fn state_update(&self, flags: &SessionFlags, reason: Option<&str>) -> ProviderMessage {
-        let (state, default_reason) = self.state(flags);
-        let window = self.metrics.lock().unwrap().current();
-        ProviderMessage::StateUpdate(StateUpdate {
-            state,
-            reason: reason.unwrap_or(default_reason).to_string(),
-            since: rfc3339_now(),
-            metrics_snapshot: MetricsSnapshot {
-                slots_free: self.slots_free(),
-                slots_total: self.config.slots,
-                window,
-            },
-        })
-    }
-
-    fn hello(&self) -> Hello {
-        let d = self.engine.descriptor();
-        Hello {
-            version: PROTOCOL_VERSION,
-            tier: 1,
-            provider_id: self.config.provider_id.clone(),
-            hostname: self.config.hostname.chars().take(253).collect(),
-            model_id: d.model_id.clone(),
-            model_params_b: d.params_b,
-            ram_gb: self.config.ram_gb,
-            max_context_tokens: d.max_context_tokens,
-            max_concurrency: self.config.slots,
-            throughput_tps_estimate: d.throughput_tps_estimate,
-            binary_version: env!("CARGO_PKG_VERSION").to_string(),
-            attestation: None,
-            model_hash: None,
-            model_hash_algorithm: None,
-            runtime_source: Some(format!("hearth/{}", d.engine)),
-        }
-    }
-
-    /// Mirrors the session state into the user-facing phase.
-    fn publish_phase(&self, flags: &SessionFlags) {
-        let (state, _) = self.state(flags);
-        let slots_free = self.slots_free();
-        self.status.update(|s| {
-            s.slots_free = slots_free;
-            match state {
-                ProviderState::Ready => s.set_phase(ProviderPhase::Ready, "serving: waiting for requests"),
-                ProviderState::Busy => s.set_phase(ProviderPhase::Busy, "every slot is serving a request"),
-                ProviderState::Draining => {
-                    s.set_phase(ProviderPhase::Draining, "finishing in-flight requests")
-                }
-                ProviderState::Degraded => {
-                    s.set_phase(ProviderPhase::Degraded, "warming up after a long gap")
-                }
-                ProviderState::Unavailable => {}
-            }
-        });
-    }
-}
-
-/// Per-connection flags the handler, relay, heartbeat and reporter share.
-#[derive(Debug, Default)]
-pub struct SessionFlags {
-    draining: AtomicBool,
-    degraded: AtomicBool,
-    changed: Mutex<Option<mpsc::UnboundedSender<()>>>,
-    last_announced: Mutex<Option<(ProviderState, u32)>>,
-}
-
-impl SessionFlags {
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-    fn set(&self, flag: &AtomicBool, on: bool) {
-        flag.store(on, Ordering::Release);
-        if let Some(tx) = self.changed.lock().unwrap().as_ref() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// How a session ended, and so what the provider does next.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SessionEnd {
-    /// Never got a session (connect or handshake failed).
-    ConnectFailed { reason: String, permanent: bool },
-    /// The coordinator closed the session.
-    Closed { code: Option<u16>, reason: String },
-    /// The connection broke (transport error, write timeout, silence).
-    Lost { reason: String },
-    /// We drained and closed; reconnect after the fixed grace unless quitting.
-    Drained { quitting: bool },
-}
+use crate::status::{unix_ms, ProviderPhase};
 
 /// Runs a provider until `shutdown` is cancelled: connects, serves, reconnects. When `shutdown`
 /// fires during a session, the provider drains (bounded by `drain_timeout`) before returning.
@@ -230,11 +77,21 @@ pub async fn run_provider(
             s.set_phase(ProviderPhase::Connecting, format!("connecting to {}", s.connection.coordinator_url));
         });
         first = false;
-        let (end, accepted) = run_session(&shared, probe.clone(), &shutdown).await;
+        // Opened at connect, when only the coordinator is known; the hello_ack's `assigned_id` is
+        // recorded into it. The receiver and writer start before the hello is sent, so they must
+        // be given the span then. Error level, like the job span, so no `RUST_LOG` level that lets
+        // a line through strips the ids it is about.
+        let span = tracing::error_span!(
+            "session",
+            coordinator = %shared.config.coordinator_url,
+            provider_id = %shared.config.provider_id,
+            assigned_id = tracing::field::Empty,
+        );
+        let (end, accepted) = run_session(&shared, probe.clone(), &shutdown).instrument(span.clone()).await;
         if accepted {
             backoff.reset();
         }
-        tracing::info!(?end, "session ended");
+        span.in_scope(|| tracing::info!(?end, "session ended"));
         let wait = match &end {
             SessionEnd::Drained { quitting: true } => break,
             SessionEnd::Drained { quitting: false } => shared.config.reconnect_after_drain,
@@ -281,7 +138,8 @@ pub async fn run_provider(
     });
 }
 
-/// One connection, from connect to close. Returns how it ended and whether the hello was accepted.
+/// One connection, from connect to close, inside its `session` span (each task it spawns is given
+/// that span). Returns how it ended and whether the hello was accepted.
 async fn run_session(
     shared: &Arc<Shared>,
     probe: Option<Arc<dyn HandlerProbe>>,
@@ -301,14 +159,13 @@ async fn run_session(
     let fd = connected.fd;
     let (sink, stream) = connected.socket.split();
     let (inbound_tx, mut inbound) = mpsc::unbounded_channel();
-    let receiver = tokio::spawn(receiver::run(stream, inbound_tx, shared.config.tcp_user_timeout));
+    let receiver =
+        tokio::spawn(receiver::run(stream, inbound_tx, shared.config.tcp_user_timeout).in_current_span());
     let (outbox, outbox_rx) = Outbox::new();
-    let mut writer = tokio::spawn(writer::run(
-        sink,
-        outbox_rx,
-        shared.config.write_timeout,
-        shared.config.tcp_user_timeout,
-    ));
+    let mut writer = tokio::spawn(
+        writer::run(sink, outbox_rx, shared.config.write_timeout, shared.config.tcp_user_timeout)
+            .in_current_span(),
+    );
     let flags = Arc::new(SessionFlags::default());
     let relay = Relay::new(shared.clone(), flags.clone(), outbox.clone());
     let mut ctx = handler::Handler::new(shared.clone(), flags.clone(), relay.clone(), outbox.clone(), probe);
@@ -323,8 +180,8 @@ async fn run_session(
         }
     };
     let ticker = HeartbeatTicker::new(ack.heartbeat_interval_s, shared.config.heartbeat_cap);
+    tracing::Span::current().record("assigned_id", tracing::field::display(&ack.assigned_id));
     tracing::info!(
-        assigned_id = %ack.assigned_id,
         tier = ack.tier.as_deref().unwrap_or("?"),
         heartbeat_tick_ms = ticker.tick.as_millis() as u64,
         "session accepted"
@@ -341,9 +198,10 @@ async fn run_session(
         c.rtt_ms = connect::kernel_rtt(fd).map(|d| d.as_secs_f64() * 1000.0);
     });
     shared.announce_state(&flags, &outbox, Some("model_loaded"));
-    let heartbeat = tokio::spawn(ticker.run(shared.clone(), flags.clone(), outbox.clone()));
-    let reporter = tokio::spawn(report_state_changes(shared.clone(), flags.clone(), outbox.clone()));
-    let rtt = tokio::spawn(sample_rtt(shared.clone(), fd));
+    let heartbeat = tokio::spawn(ticker.run(shared.clone(), flags.clone(), outbox.clone()).in_current_span());
+    let reporter =
+        tokio::spawn(reporter::run(shared.clone(), flags.clone(), outbox.clone()).in_current_span());
+    let rtt = tokio::spawn(sample_rtt(shared.clone(), fd).in_current_span());
 
     let end = ctx.serve(&mut inbound, &mut writer, shutdown).await;
 
@@ -367,27 +225,6 @@ async fn run_session(
     (end, true)
 }
 
-/// Sends a `state_update` whenever the announced state or the free slots change, coalescing bursts
-/// over 20 ms like the reference provider.
-async fn report_state_changes(shared: Arc<Shared>, flags: Arc<SessionFlags>, outbox: Outbox) {
-    let (tx, mut flag_changes) = mpsc::unbounded_channel();
-    *flags.changed.lock().unwrap() = Some(tx);
-    let mut capacity = shared.capacity_changed.subscribe();
-    loop {
-        tokio::select! {
-            r = capacity.changed() => if r.is_err() { return },
-            r = flag_changes.recv() => if r.is_none() { return },
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let now = (shared.state(&flags).0, shared.slots_free());
-        shared.publish_phase(&flags);
-        if *flags.last_announced.lock().unwrap() != Some(now) && !shared.announce_state(&flags, &outbox, None)
-        {
-            return;
-        }
-    }
-}
-
 /// Refreshes the kernel's RTT figure for the UI every few seconds.
 async fn sample_rtt(shared: Arc<Shared>, fd: std::os::fd::RawFd) {
     let mut timer = tokio::time::interval(Duration::from_secs(2));
@@ -396,10 +233,4 @@ async fn sample_rtt(shared: Arc<Shared>, fd: std::os::fd::RawFd) {
         let rtt = connect::kernel_rtt(fd).map(|d| d.as_secs_f64() * 1000.0);
         shared.status.update(|s| s.connection.rtt_ms = rtt);
     }
-}
-
-pub(crate) fn rfc3339_now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }

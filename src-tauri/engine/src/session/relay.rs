@@ -21,30 +21,12 @@ use hearth_protocol::{
     PreflightReason, ProviderMessage, ResponseChunk, ResponseEnd, Usage,
 };
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
-use crate::session::writer::Outbox;
-use crate::session::{SessionFlags, Shared};
+use super::job_sink::StartedJob;
+use super::shared::{SessionFlags, Shared};
+use super::writer::Outbox;
 use crate::status::{unix_ms, ActiveJob, FinishedJob, JobOutcome};
-
-/// Where finished jobs go besides the status snapshot: the app's earnings ledger.
-///
-/// Both calls come from the job's relay task, right after the event; an implementation must return
-/// at once (hand the work to its own thread) because that task also feeds the session's writer.
-pub trait JobSink: Send + Sync {
-    /// An admitted job is about to run (so a crash mid-job can later be recorded as lost).
-    fn job_started(&self, job: &StartedJob);
-    /// A job ended: its end frame was handed to the writer, or the connection was already gone.
-    fn job_finished(&self, job: &FinishedJob);
-}
-
-/// What is known about a job when it starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartedJob {
-    pub request_id: String,
-    pub assigned_id: Option<String>,
-    pub model: String,
-    pub started_ms: u64,
-}
 
 /// `max_tokens` when the buyer does not say.
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
@@ -94,6 +76,11 @@ impl Relay {
     /// Admits or refuses a request, and starts the job when admitted. Never waits.
     pub fn start(self: &Arc<Self>, request: InferenceRequest) {
         let id = request.request_id.clone();
+        // The job's span, a child of the session's: every line about this request (its refusal, its
+        // task, its inference thread, the ledger's write) carries the request id without restating
+        // it. Error level, so a warning under `RUST_LOG=warn` still names its request.
+        let span = tracing::error_span!("job", request_id = %id);
+        let _entered = span.enter();
         if self.jobs.lock().unwrap().contains_key(&id) {
             self.outbox.send(&ProviderMessage::Nak(Nak {
                 in_reply_to: "inference_request".into(),
@@ -141,7 +128,7 @@ impl Relay {
         self.jobs.lock().unwrap().insert(id.clone(), job.clone());
         self.active.send_modify(|n| *n += 1);
         let relay = self.clone();
-        tokio::spawn(async move { relay.run_job(request, parsed, job).await });
+        tokio::spawn(async move { relay.run_job(request, parsed, job).await }.instrument(span.clone()));
     }
 
     /// `cancel_request`: stop within one decode step. An unknown id still gets a `cancelled` end.
@@ -213,7 +200,7 @@ impl Relay {
     }
 
     fn refuse(&self, id: &str, status: EndStatus, code: &str, message: &str, retryable: bool) {
-        tracing::info!(request_id = id, status = status.as_str(), "refused request: {message}");
+        tracing::info!(status = status.as_str(), "refused request: {message}");
         self.outbox.send(&ProviderMessage::InferenceResponseEnd(ResponseEnd {
             request_id: id.to_string(),
             status,
@@ -229,7 +216,7 @@ impl Relay {
                 request_id: id.to_string(),
                 assigned_id: self.assigned_id(),
                 model: String::new(),
-                outcome: JobOutcome::Failed,
+                outcome: JobOutcome::Error(status.as_str().into()),
                 status: status.as_str().into(),
                 reason: Some(message.to_string()),
                 prompt_tokens: 0,
@@ -348,9 +335,9 @@ impl Relay {
             (None, EndStatus::Cancelled) => {
                 (JobOutcome::Cancelled, Some(format!("cancelled: {}", cancel_reason.unwrap_or_default())))
             }
-            (None, _) => (JobOutcome::Failed, error.map(|e| e.message)),
+            (None, _) => (JobOutcome::Error(status.as_str().into()), error.map(|e| e.message)),
         };
-        if let (Some(o), JobOutcome::Complete) = (&outcome, job_outcome) {
+        if let (Some(o), JobOutcome::Complete) = (&outcome, &job_outcome) {
             self.shared.metrics.lock().unwrap().record(started.elapsed(), o.completion_tokens, o.decode_time);
         }
         let finished = FinishedJob {
@@ -381,11 +368,10 @@ impl Relay {
             self.shared.announce_state(&self.flags, &self.outbox, None);
         }
         if !self.outbox.send(&end) && lost.is_none() {
-            tracing::warn!(request_id = %id, "the connection closed as the end frame was handed over");
+            tracing::warn!("the connection closed as the end frame was handed over");
         }
         self.active.send_modify(|n| *n = n.saturating_sub(1));
         tracing::info!(
-            request_id = %id,
             status = status.as_str(),
             prompt_tokens = usage.prompt_tokens,
             completion_tokens = usage.completion_tokens,
@@ -419,7 +405,11 @@ impl Relay {
         let (tx, mut rx) = mpsc::channel(JOB_EVENT_BUFFER);
         let engine = self.shared.engine.clone();
         let cancel = job.cancel.clone();
+        // The job's span follows it onto the inference thread, so the engine's own lines name the
+        // request too.
+        let span = tracing::Span::current();
         let spawned = std::thread::Builder::new().name("hearth-inference".into()).spawn(move || {
+            let _entered = span.enter();
             let events = tx.clone();
             let result = engine.generate(&request, &cancel, &mut |event| {
                 // A closed channel means the relay task is gone; the cancel token stops the job.

@@ -1,0 +1,28 @@
+//! The state reporter: a task that tells the coordinator about capacity and flag changes with a
+//! `state_update`, so the coordinator's view of free slots follows the provider's without waiting
+//! for the next heartbeat.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::shared::{SessionFlags, Shared};
+use super::writer::Outbox;
+
+/// Sends a `state_update` whenever the announced state or the free slots change, coalescing bursts
+/// over 20 ms like the reference provider.
+pub(super) async fn run(shared: Arc<Shared>, flags: Arc<SessionFlags>, outbox: Outbox) {
+    let mut flag_changes = flags.watch_changes();
+    let mut capacity = shared.capacity_changes();
+    loop {
+        tokio::select! {
+            r = capacity.changed() => if r.is_err() { return },
+            r = flag_changes.recv() => if r.is_none() { return },
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = (shared.state(&flags).0, shared.slots_free());
+        shared.publish_phase(&flags);
+        if flags.last_announced() != Some(now) && !shared.announce_state(&flags, &outbox, None) {
+            return;
+        }
+    }
+}
