@@ -88,26 +88,11 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hearth_ledger::{JobOutcome, RateCard};
+    use hearth_ledger::JobOutcome;
 
+    /// The kit's fixture job with 41 prompt + 1 completion tokens (20 credits on the built-in card).
     fn job(id: &str, ended_at: i64, outcome: JobOutcome) -> JobRecord {
-        JobRecord {
-            request_id: id.into(),
-            assigned_id: "s".into(),
-            model_id: "m".into(),
-            prompt_tokens: 41,
-            cached_prompt_tokens: 0,
-            completion_tokens: 1,
-            started_at: ended_at - 10,
-            ended_at,
-            prefill_ms: 0,
-            decode_ms: 0,
-            outcome,
-            reason: None,
-            estimated_credits: 0,
-            rate_card_version: String::new(),
-        }
-        .priced(&RateCard::builtin())
+        hearth_testkit::ledger_fixtures::job(id, ended_at, outcome, 41, 1)
     }
 
     #[test]

@@ -321,11 +321,13 @@ mod tests {
         assert!(s.not_earning.unwrap().contains("running on battery"));
         // The pool learns of the pause from the provider's own frames, which
         // may land a moment after the provider's local state flips.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while pool.snapshot().pool.ready != 0 {
-            assert!(tokio::time::Instant::now() < deadline, "pool still counts the paused provider ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        hearth_testkit::poll::poll_until(
+            "the pool to stop counting the paused provider ready",
+            Duration::from_secs(10),
+            || std::future::ready(pool.snapshot().pool),
+            |p| p.ready == 0,
+        )
+        .await;
 
         power.0.store(false, Ordering::SeqCst);
         phase_becomes(app.status(), ProviderPhase::Ready).await;
