@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use hearth_inference::ModelFormat;
+
 /// Families (`config.json` `model_type`) the engine's safetensors path can load.
 pub const SUPPORTED_FAMILIES: &[&str] = &["llama", "qwen2", "gemma3_text"];
 /// GGUF `general.architecture` values the engine can load.
@@ -31,14 +33,6 @@ const RAM_BUDGET: f64 = 0.75;
 pub enum ModelSource {
     HuggingFaceCache,
     HearthModels,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelFormat {
-    /// A directory with `config.json` and `*.safetensors` (mlx-community layout).
-    Safetensors,
-    Gguf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,7 +242,7 @@ fn safetensors_model(dir: &Path, name: String, source: ModelSource, ram: Option<
             name,
             path: dir.to_path_buf(),
             source,
-            format: ModelFormat::Safetensors,
+            format: ModelFormat::MlxDir,
             family,
             quantization,
             size_bytes: size,

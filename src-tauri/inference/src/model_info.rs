@@ -10,10 +10,12 @@ pub(crate) fn is_gguf(path: &Path) -> bool {
     path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }
 
-/// Model storage format.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Model storage format. Serialized as the model picker shows it (`safetensors` for a directory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ModelFormat {
-    /// mlx-community directory (safetensors).
+    /// mlx-community directory (config.json + safetensors).
+    #[serde(rename = "safetensors")]
     MlxDir,
     Gguf,
 }
