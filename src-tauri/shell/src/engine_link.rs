@@ -165,12 +165,7 @@ mod tests {
             .unwrap();
 
         // About 2 s of tokens (the scripted engine reads its pace from the prompt).
-        let body = serde_json::json!({
-            "model": "hearth-scripted",
-            "messages": [{"role": "user", "content": "token_delay_ms=50"}],
-            "max_tokens": 40,
-            "stream": true,
-        });
+        let body = hearth_testkit::chat::chat("hearth-scripted", "token_delay_ms=50", 40, true);
         let mut answer = reqwest::Client::new()
             .post(format!("http://{addr}/v1/chat/completions"))
             .json(&body)
