@@ -8,8 +8,8 @@
 //!
 //! Layout, bottom up: [`config`] and [`error`] are the boundary; `link` is how anything reaches a
 //! live session; `registry` owns the provider rows, `relay` the requests in flight, [`credits`] and
-//! `ledger` price and record finished requests, [`status`] builds the `/v1/status` document;
-//! `state` holds those parts together (`Shared`) and is what the two front doors call: `session`
+//! `usage_log` price and record finished requests, [`status`] builds the `/v1/status` document;
+//! `state` holds those parts together (`PoolState`) and is what the two front doors call: `session`
 //! runs each provider's WebSocket, `gateway` is the HTTP API. [`events`] is what tests observe.
 
 pub mod config;
@@ -17,7 +17,6 @@ pub mod credits;
 pub mod error;
 pub mod events;
 mod gateway;
-mod ledger;
 mod link;
 mod registry;
 mod relay;
@@ -25,6 +24,7 @@ mod session;
 mod state;
 pub mod status;
 mod tls;
+mod usage_log;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,10 +38,10 @@ use tokio::task::JoinHandle;
 pub use config::{PoolConfig, TlsFiles};
 pub use error::PoolError;
 pub use events::PoolEvent;
-pub use ledger::{Earnings, ProviderUsage, UsageSummary};
 pub use status::PoolStatus;
+pub use usage_log::{Earnings, ProviderUsage, UsageSummary};
 
-use state::Shared;
+use state::PoolState;
 
 /// How long a graceful shutdown waits for open HTTP responses before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -49,7 +49,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A running pool. Dropping it without [`Pool::shutdown`] leaves the server running until the
 /// runtime ends.
 pub struct Pool {
-    shared: Arc<Shared>,
+    shared: Arc<PoolState>,
     local_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
@@ -62,7 +62,7 @@ impl Pool {
         let listener =
             tokio::net::TcpListener::bind(addr).await.map_err(|source| PoolError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| PoolError::Bind { addr, source })?;
-        let shared = Arc::new(Shared::new(config));
+        let shared = Arc::new(PoolState::new(config));
         let app = gateway::router(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
         let stopped = async move {
@@ -93,7 +93,7 @@ impl Pool {
 
     /// What `GET /v1/usage` returns.
     pub fn usage(&self) -> UsageSummary {
-        self.shared.ledger().usage()
+        self.shared.usage_log().usage()
     }
 
     /// Everything the pool observes from now on.

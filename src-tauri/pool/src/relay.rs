@@ -98,7 +98,7 @@ pub(crate) struct Dispatch {
     pub provider_id: String,
     pub assigned_id: String,
     pub events: mpsc::UnboundedReceiver<RelayEvent>,
-    /// Shared with the relay: report here what the client has been handed.
+    /// PoolState with the relay: report here what the client has been handed.
     pub backlog: Backlog,
     /// `relayed_request`: the buyer's side of the request runs in it.
     pub span: tracing::Span,

@@ -1,11 +1,11 @@
-//! [`Shared`]: one running pool's parts and the operations sessions and buyer handlers call on it.
+//! [`PoolState`]: one running pool's parts and the operations sessions and buyer handlers call on it.
 //!
 //! The parts keep their own logic: the provider rows in `registry`, the requests in flight in
-//! `relay`, the record of finished requests in `ledger`, the status document in `status`. Rows and
+//! `relay`, the record of finished requests in `usage_log`, the status document in `status`. Rows and
 //! requests sit together under one lock (a request and the slot it holds change together); the
-//! ledger has its own. Each method here takes the table for one synchronous step, hands the work to
+//! usage log has its own. Each method here takes the table for one synchronous step, hands the work to
 //! the part that owns it, then records or announces the outcome; no method holds the table and the
-//! ledger at once.
+//! usage log at once.
 //!
 //! A plain `std::sync::Mutex` is enough: every critical section is a few map operations and
 //! channel sends, and no lock is ever held across an `.await` (the table is only reached inside a
@@ -26,11 +26,11 @@ use tracing::Instrument;
 use crate::config::PoolConfig;
 use crate::credits::RateCard;
 use crate::events::PoolEvent;
-use crate::ledger::Ledger;
 use crate::link::SessionLink;
 use crate::registry::{Registry, RouteError};
 use crate::relay::{Dispatch, Failure, Relay, RelayEvent};
 use crate::status::{self, PoolStatus};
+use crate::usage_log::UsageLog;
 
 /// What the one lock guards.
 #[derive(Debug, Default)]
@@ -39,22 +39,22 @@ struct Table {
     requests: Relay,
 }
 
-pub(crate) struct Shared {
+pub(crate) struct PoolState {
     pub config: PoolConfig,
     pub started: Instant,
     table: Mutex<Table>,
-    ledger: Mutex<Ledger>,
+    usage_log: Mutex<UsageLog>,
     pub events: broadcast::Sender<PoolEvent>,
     pub shutting_down: AtomicBool,
 }
 
-impl Shared {
+impl PoolState {
     pub(crate) fn new(config: PoolConfig) -> Self {
         Self {
             config,
             started: Instant::now(),
             table: Mutex::new(Table::default()),
-            ledger: Mutex::new(Ledger::default()),
+            usage_log: Mutex::new(UsageLog::default()),
             events: broadcast::channel(4096).0,
             shutting_down: AtomicBool::new(false),
         }
@@ -69,8 +69,8 @@ impl Shared {
     }
 
     /// The record of finished requests (poisoning ignored, as for the table).
-    pub(crate) fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn usage_log(&self) -> MutexGuard<'_, UsageLog> {
+        self.usage_log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn emit(&self, event: PoolEvent) {
@@ -112,7 +112,7 @@ impl Shared {
         });
         for request in lost {
             if request.sent {
-                self.ledger().record_fault(provider_id);
+                self.usage_log().record_fault(provider_id);
             }
             request.tell(RelayEvent::Failed(Failure::Disconnected));
         }
@@ -178,7 +178,7 @@ impl Shared {
     /// The buyer's deadline passed: cancel the request and count it as the provider's fault.
     pub(crate) fn time_out(&self, request_id: &str, provider_id: &str) {
         self.abandon(request_id, "timeout");
-        self.ledger().record_fault(provider_id);
+        self.usage_log().record_fault(provider_id);
     }
 
     /// Pool shutdown: tell providers to stop everything in flight.
@@ -200,7 +200,13 @@ impl Shared {
         else {
             return;
         };
-        self.ledger().record(&RateCard::default_for([]), &req.provider_id, &req.model, end.status, end.usage);
+        self.usage_log().record(
+            &RateCard::default_for([]),
+            &req.provider_id,
+            &req.model,
+            end.status,
+            end.usage,
+        );
         self.emit(PoolEvent::RequestEnded {
             request_id: end.request_id.clone(),
             provider_id: req.provider_id.clone(),
@@ -239,7 +245,7 @@ impl Shared {
     /// The default card, with a row for every model the pool knows of.
     pub(crate) fn rate_card(&self) -> RateCard {
         let mut models = self.with_table(|providers, _| providers.model_ids());
-        models.extend(self.ledger().models().map(str::to_string));
+        models.extend(self.usage_log().models().map(str::to_string));
         RateCard::default_for(models.iter().map(String::as_str))
     }
 }

@@ -18,12 +18,12 @@ use super::errors::HttpError;
 use super::guard::RequestGuard;
 use super::sse;
 use crate::relay::{Dispatch, Failure, RelayEvent, PREFLIGHT_THRESHOLD_TOKENS};
-use crate::state::Shared;
+use crate::state::PoolState;
 
 /// A provider must answer a `preflight` within this.
 const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+pub(crate) async fn chat(State(shared): State<Arc<PoolState>>, body: Bytes) -> Response {
     let text = match std::str::from_utf8(&body) {
         Ok(text) => text,
         Err(_) => {
@@ -57,7 +57,7 @@ pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
 }
 
 async fn relay(
-    shared: Arc<Shared>,
+    shared: Arc<PoolState>,
     dispatch: Dispatch,
     body: &str,
     stream: bool,
@@ -87,7 +87,7 @@ async fn relay(
 }
 
 /// Asks the provider whether it can take a long prompt; a refusal (or silence) is a 503.
-async fn preflight(shared: &Shared, request_id: &str, estimated_tokens: u64) -> Result<(), HttpError> {
+async fn preflight(shared: &PoolState, request_id: &str, estimated_tokens: u64) -> Result<(), HttpError> {
     let refusal = match shared.begin_preflight(request_id, estimated_tokens) {
         None => "the provider disconnected before the preflight".to_string(),
         Some(ack) => match tokio::time::timeout(PREFLIGHT_TIMEOUT, ack).await {
@@ -114,7 +114,7 @@ async fn preflight(shared: &Shared, request_id: &str, estimated_tokens: u64) -> 
 
 /// Non-streaming: collect the chunk(s) until the end frame, then answer once.
 async fn whole(
-    shared: &Shared,
+    shared: &PoolState,
     _guard: RequestGuard,
     mut dispatch: Dispatch,
     deadline: Instant,

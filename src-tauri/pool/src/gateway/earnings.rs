@@ -1,4 +1,4 @@
-//! `GET /v1/rate-card` and `GET /providers/{provider_id}/earnings`, from the pool's own ledger.
+//! `GET /v1/rate-card` and `GET /providers/{provider_id}/earnings`, from the pool's usage log.
 
 use std::sync::Arc;
 
@@ -10,15 +10,15 @@ use axum::Json;
 use super::errors::HttpError;
 use crate::credits::RateCard;
 use crate::session::bearer_ok;
-use crate::state::Shared;
+use crate::state::PoolState;
 
-pub(crate) async fn rate_card(State(shared): State<Arc<Shared>>) -> Json<RateCard> {
+pub(crate) async fn rate_card(State(shared): State<Arc<PoolState>>) -> Json<RateCard> {
     Json(shared.rate_card())
 }
 
 /// Needs a provider bearer when the pool is configured with tokens, like the coordinator.
 pub(crate) async fn provider_earnings(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<PoolState>>,
     Path(provider_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -26,6 +26,6 @@ pub(crate) async fn provider_earnings(
         return HttpError::unauthorized().into_response();
     }
     let card = shared.rate_card();
-    let earnings = shared.ledger().earnings(&card, &provider_id, time::OffsetDateTime::now_utc());
+    let earnings = shared.usage_log().earnings(&card, &provider_id, time::OffsetDateTime::now_utc());
     Json(earnings).into_response()
 }

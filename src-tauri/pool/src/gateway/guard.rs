@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::state::Shared;
+use crate::state::PoolState;
 
 /// Cancels the request at the provider if the buyer's side is dropped before the request ended
 /// (the HTTP handler future or the SSE body). After a normal end it finds nothing to cancel.
 pub(crate) struct RequestGuard {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<PoolState>,
     pub request_id: String,
 }
 

@@ -6,12 +6,12 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::ledger::UsageSummary;
-use crate::state::Shared;
+use crate::state::PoolState;
 use crate::status::PoolStatus;
+use crate::usage_log::UsageSummary;
 
 /// `GET /v1/models`: an OpenAI list of the models connected providers serve.
-pub(crate) async fn models(State(shared): State<Arc<Shared>>) -> Json<Value> {
+pub(crate) async fn models(State(shared): State<Arc<PoolState>>) -> Json<Value> {
     let data: Vec<Value> = shared
         .connected_models()
         .into_iter()
@@ -21,12 +21,12 @@ pub(crate) async fn models(State(shared): State<Arc<Shared>>) -> Json<Value> {
 }
 
 /// `GET /v1/status`.
-pub(crate) async fn status(State(shared): State<Arc<Shared>>) -> Json<PoolStatus> {
+pub(crate) async fn status(State(shared): State<Arc<PoolState>>) -> Json<PoolStatus> {
     Json(shared.snapshot())
 }
 
 /// `GET /healthz`.
-pub(crate) async fn healthz(State(shared): State<Arc<Shared>>) -> Json<Value> {
+pub(crate) async fn healthz(State(shared): State<Arc<PoolState>>) -> Json<Value> {
     let (pool_size, pool_ready) = shared.provider_counts();
     Json(json!({
         "status": "ok",
@@ -38,6 +38,6 @@ pub(crate) async fn healthz(State(shared): State<Arc<Shared>>) -> Json<Value> {
 }
 
 /// `GET /v1/usage`: totals of finished requests.
-pub(crate) async fn usage(State(shared): State<Arc<Shared>>) -> Json<UsageSummary> {
-    Json(shared.ledger().usage())
+pub(crate) async fn usage(State(shared): State<Arc<PoolState>>) -> Json<UsageSummary> {
+    Json(shared.usage_log().usage())
 }

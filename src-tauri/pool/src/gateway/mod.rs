@@ -1,6 +1,6 @@
 //! The HTTP surface on the pool's one port: the provider WebSocket and the buyer API.
 //!
-//! Handlers only parse, call [`Shared`]'s methods and shape responses; the pool's state and its
+//! Handlers only parse, call [`PoolState`]'s methods and shape responses; the pool's state and its
 //! rules live below this layer.
 
 mod chat;
@@ -16,9 +16,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::state::Shared;
+use crate::state::PoolState;
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Arc<PoolState>) -> Router {
     // A buyer body must fit in one `inference_request` frame.
     let body_limit = shared.config.max_frame_bytes;
     Router::new()

@@ -20,12 +20,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::errors::HttpError;
 use super::guard::RequestGuard;
 use crate::relay::{Dispatch, Failure, RelayEvent};
-use crate::state::Shared;
+use crate::state::PoolState;
 
 const KEEPALIVE: &[u8] = b": keepalive\n\n";
 
 pub(crate) fn respond(
-    shared: Arc<Shared>,
+    shared: Arc<PoolState>,
     guard: RequestGuard,
     dispatch: Dispatch,
     deadline: Instant,
@@ -58,7 +58,7 @@ fn error_event(e: &HttpError) -> Bytes {
 }
 
 fn events(
-    shared: Arc<Shared>,
+    shared: Arc<PoolState>,
     guard: RequestGuard,
     mut dispatch: Dispatch,
     deadline: Instant,

@@ -32,7 +32,7 @@ use tracing::Instrument;
 use self::strict::{StaleDeadline, PONG_TIMEOUT_REASON};
 use crate::events::PoolEvent;
 use crate::link::{EndSession, SessionLink, WriterCmd};
-use crate::state::Shared;
+use crate::state::PoolState;
 
 /// WebSocket close code 1000.
 const NORMAL_CLOSURE: u16 = 1000;
@@ -41,7 +41,7 @@ const NORMAL_CLOSURE: u16 = 1000;
 /// limit so an oversized-but-sane frame reaches the decoder and earns a `nak` instead of killing the
 /// connection.
 pub(crate) async fn upgrade(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<PoolState>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -50,7 +50,7 @@ pub(crate) async fn upgrade(
     ws.max_message_size(cap).max_frame_size(cap).on_upgrade(move |socket| serve(shared, socket, authorized))
 }
 
-async fn serve(shared: Arc<Shared>, mut socket: WebSocket, authorized: bool) {
+async fn serve(shared: Arc<PoolState>, mut socket: WebSocket, authorized: bool) {
     let write_timeout = shared.config.write_timeout;
     if shared.shutting_down.load(Ordering::Relaxed) {
         return handshake::close_with(socket, GOING_AWAY, "pool shutting down", write_timeout).await;
@@ -78,7 +78,7 @@ async fn serve(shared: Arc<Shared>, mut socket: WebSocket, authorized: bool) {
 }
 
 /// The admitted session, from `hello_ack` to teardown (in the session's span).
-async fn run(shared: Arc<Shared>, socket: WebSocket, hello: Hello, assigned_id: String) {
+async fn run(shared: Arc<PoolState>, socket: WebSocket, hello: Hello, assigned_id: String) {
     let config = &shared.config;
     let write_timeout = config.write_timeout;
     let (sink, mut stream) = socket.split();
@@ -121,7 +121,7 @@ fn ack(assigned_id: &str, heartbeat_interval_s: u64) -> HelloAck {
 }
 
 struct Session {
-    shared: Arc<Shared>,
+    shared: Arc<PoolState>,
     hello: Hello,
     assigned_id: String,
     out: mpsc::UnboundedSender<WriterCmd>,

@@ -20,7 +20,7 @@ struct Entry {
 
 /// Everything recorded so far.
 #[derive(Debug, Default)]
-pub(crate) struct Ledger {
+pub(crate) struct UsageLog {
     entries: Vec<Entry>,
     /// Failed requests per provider: `error_*` ends, timeouts, requests lost to a disconnect.
     faults: HashMap<String, u64>,
@@ -59,7 +59,7 @@ pub struct Earnings {
     pub fault_count: u64,
 }
 
-impl Ledger {
+impl UsageLog {
     /// Records an end frame; failures are recorded with zero credits and counted as faults.
     pub(crate) fn record(
         &mut self,
@@ -161,15 +161,15 @@ mod tests {
     #[test]
     fn errors_count_as_faults_and_earn_nothing() {
         let card = RateCard::default_for([]);
-        let mut ledger = Ledger::default();
-        ledger.record(&card, "p1", "m-4bit", EndStatus::Complete, Usage::new(39, 1));
-        ledger.record(&card, "p1", "m-4bit", EndStatus::ErrorInternal, Usage::new(100, 100));
-        let e = ledger.earnings(&card, "p1", OffsetDateTime::now_utc());
+        let mut log = UsageLog::default();
+        log.record(&card, "p1", "m-4bit", EndStatus::Complete, Usage::new(39, 1));
+        log.record(&card, "p1", "m-4bit", EndStatus::ErrorInternal, Usage::new(100, 100));
+        let e = log.earnings(&card, "p1", OffsetDateTime::now_utc());
         assert_eq!(e.total_credits, 18);
         assert_eq!(e.current_window_credits, 18);
         assert_eq!(e.fault_count, 1);
         assert_eq!(e.models_served, vec!["m-4bit".to_string()]);
-        let u = ledger.usage();
+        let u = log.usage();
         assert_eq!((u.requests, u.prompt_tokens, u.completion_tokens), (2, 139, 101));
         assert_eq!(u.by_provider["p1"].credits, 18);
     }
