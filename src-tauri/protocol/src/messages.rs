@@ -121,6 +121,26 @@ pub struct HelloAck {
     pub compatibility_policy: Option<String>,
 }
 
+impl HelloAck {
+    /// The answer a coordinator gives a provider whose bearer it validated: a provisional tier, no
+    /// binary-version floor, no minted token, drain extensions on. The local pool sends it, and the
+    /// test kit's fake coordinator sends the same, so a provider meets one accept in both.
+    pub fn accepted(assigned_id: impl Into<String>, heartbeat_interval_s: u64) -> Self {
+        HelloAck {
+            coordinator_version: PROTOCOL_VERSION,
+            assigned_id: assigned_id.into(),
+            heartbeat_interval_s,
+            tier: Some("provisional".into()),
+            recommended_binary_version: None,
+            required_binary_version: None,
+            assigned_provider_token: None,
+            auth_state: Some("bearer_validated".into()),
+            autoupdate_drain_extensions: Some(true),
+            compatibility_policy: Some("unconfigured".into()),
+        }
+    }
+}
+
 fn one() -> u32 {
     1
 }

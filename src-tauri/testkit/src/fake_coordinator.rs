@@ -80,18 +80,7 @@ impl FakeCoordinator {
     /// Accepts the next provider connection and completes the handshake.
     pub async fn accept(&self) -> Session {
         let mut session = self.accept_raw().await;
-        let ack = HelloAck {
-            coordinator_version: 1,
-            assigned_id: uuid::Uuid::new_v4().to_string(),
-            heartbeat_interval_s: self.heartbeat_interval_s,
-            tier: Some("provisional".into()),
-            recommended_binary_version: None,
-            required_binary_version: None,
-            assigned_provider_token: None,
-            auth_state: Some("bearer_validated".into()),
-            autoupdate_drain_extensions: Some(true),
-            compatibility_policy: Some("unconfigured".into()),
-        };
+        let ack = HelloAck::accepted(uuid::Uuid::new_v4().to_string(), self.heartbeat_interval_s);
         session.send(&CoordinatorMessage::HelloAck(ack)).await;
         session
     }

@@ -24,7 +24,7 @@ use futures_util::StreamExt;
 use hearth_protocol::close::{GOING_AWAY, INVALID_TOKEN};
 use hearth_protocol::{
     decode_provider, nak_code, CoordinatorMessage, DecodeError, DrainPhase, ErrorBody, Hello, HelloAck, Nak,
-    ProviderMessage, PROTOCOL_VERSION,
+    ProviderMessage,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -90,7 +90,10 @@ async fn run(shared: Arc<PoolState>, socket: WebSocket, hello: Hello, assigned_i
 
     // The ack is queued before the session becomes visible, so it is always the first frame.
     let link = SessionLink { out: out.clone(), ctl };
-    link.send(&CoordinatorMessage::HelloAck(ack(&assigned_id, config.heartbeat_interval_s)));
+    link.send(&CoordinatorMessage::HelloAck(HelloAck::accepted(
+        assigned_id.clone(),
+        config.heartbeat_interval_s,
+    )));
     if let Some(old) = shared.admit(&hello, &assigned_id, link) {
         old.end(Some((NORMAL_CLOSURE, "replaced by a newer session".into())), "replaced by a newer session");
     }
@@ -103,21 +106,6 @@ async fn run(shared: Arc<PoolState>, socket: WebSocket, hello: Hello, assigned_i
     let mut session = Session { shared: Arc::clone(&shared), hello, assigned_id, out, strict };
     let (end, stream_open) = session.read_loop(&mut stream, &mut ctl_rx).await;
     session.teardown(end, writer, stream_open.then_some(stream)).await;
-}
-
-fn ack(assigned_id: &str, heartbeat_interval_s: u64) -> HelloAck {
-    HelloAck {
-        coordinator_version: PROTOCOL_VERSION,
-        assigned_id: assigned_id.to_string(),
-        heartbeat_interval_s,
-        tier: Some("provisional".into()),
-        recommended_binary_version: None,
-        required_binary_version: None,
-        assigned_provider_token: None,
-        auth_state: Some("bearer_validated".into()),
-        autoupdate_drain_extensions: Some(true),
-        compatibility_policy: Some("unconfigured".into()),
-    }
 }
 
 struct Session {
