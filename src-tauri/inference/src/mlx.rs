@@ -287,11 +287,7 @@ impl MlxModel {
             });
         }
         let final_norm = norm(&names.final_norm())?;
-        let lm_head = if !c.tie_word_embeddings && w.has(&format!("{}.weight", names.lm_head())) {
-            Some(w.linear(&names.lm_head())?)
-        } else {
-            None
-        };
+        let lm_head = names.lm_head().map(|head| w.linear(head)).transpose()?;
         let weights = Weights {
             embed,
             layers,

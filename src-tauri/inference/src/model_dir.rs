@@ -516,12 +516,14 @@ fn parse_quantization(q: &Value) -> Result<Quantization, String> {
 }
 
 /// Where an mlx-community checkpoint keeps each tensor, for every backend that reads one. The
-/// families differ only in the norms around the MLP (Gemma 3's sandwich norms) and in whether the
-/// text tower is nested (multimodal Gemma 3 checkpoints put it under `language_model.`).
+/// families differ in the norms around the MLP (Gemma 3's sandwich norms), in whether the text
+/// tower is nested (multimodal Gemma 3 checkpoints put it under `language_model.`) and in what
+/// settles whether the logits come from an output head of their own or from the embedding.
 #[derive(Debug, Clone)]
 pub struct CheckpointLayout {
     root: String,
-    head: String,
+    /// The output head's module, `None` when the logits reuse the embedding.
+    head: Option<String>,
     gemma: bool,
 }
 
@@ -552,7 +554,16 @@ impl CheckpointLayout {
         let nested = has("language_model.model.embed_tokens.weight");
         let (root, head) =
             if nested { ("language_model.model", "language_model.lm_head") } else { ("model", "lm_head") };
-        Self { root: root.into(), head: head.into(), gemma: config.model_type == "gemma3_text" }
+        let gemma = config.model_type == "gemma3_text";
+        // mlx_lm's rule, which the backends are held to. Gemma 3 lets the checkpoint decide: its
+        // `sanitize` ties the head only when the weights carry none, whatever config.json says
+        // (mlx_lm's save path writes whatever head the model holds, under a config that may still
+        // say tied).
+        // Llama, Mistral and Qwen follow `tie_word_embeddings` and drop a head the config calls
+        // tied; an untied config without the head falls back to the embedding here.
+        let has_head = has(&format!("{head}.weight"));
+        let untied = has_head && (gemma || !config.tie_word_embeddings);
+        Self { root: root.into(), head: untied.then(|| head.into()), gemma }
     }
 
     pub fn embed(&self) -> String {
@@ -563,9 +574,9 @@ impl CheckpointLayout {
         format!("{}.norm.weight", self.root)
     }
 
-    /// The untied output head's module name (use it only if the checkpoint has it).
-    pub fn lm_head(&self) -> String {
-        self.head.clone()
+    /// The output head's module name, or `None` when the logits are the embedding's transpose.
+    pub fn lm_head(&self) -> Option<&str> {
+        self.head.as_deref()
     }
 
     /// Layer `i`'s names; `has` (as in [`CheckpointLayout::detect`]) settles the optional ones.
@@ -649,6 +660,33 @@ mod tests {
         assert_eq!(m.sliding_layers, vec![true, true, true, true, true, false, true]);
         assert_eq!(m.rope_local.unwrap().theta, 10_000.0);
         assert!(m.tie_word_embeddings);
+    }
+
+    /// mlx_lm's rule: Gemma 3's weights decide, the other families' config does.
+    #[test]
+    fn output_head_follows_mlx_lm() {
+        let head = |c: Value, names: &[&str]| {
+            let config = ModelConfig::from_json(&c).unwrap();
+            CheckpointLayout::detect(&config, |n| names.contains(&n)).lm_head().map(str::to_string)
+        };
+        let gemma = json!({"model_type":"gemma3_text","hidden_size":64,"num_attention_heads":4,
+            "num_hidden_layers":2,"vocab_size":100,"intermediate_size":128,"tie_word_embeddings":true});
+        assert_eq!(
+            head(gemma.clone(), &["model.embed_tokens.weight", "lm_head.weight"]).as_deref(),
+            Some("lm_head")
+        );
+        assert_eq!(head(gemma.clone(), &["model.embed_tokens.weight"]), None);
+        let nested = ["language_model.model.embed_tokens.weight", "language_model.lm_head.weight"];
+        assert_eq!(head(gemma, &nested).as_deref(), Some("language_model.lm_head"));
+        let mut llama = base();
+        llama["tie_word_embeddings"] = json!(true);
+        assert_eq!(head(llama.clone(), &["model.embed_tokens.weight", "lm_head.weight"]), None);
+        llama["tie_word_embeddings"] = json!(false);
+        assert_eq!(
+            head(llama.clone(), &["model.embed_tokens.weight", "lm_head.weight"]).as_deref(),
+            Some("lm_head")
+        );
+        assert_eq!(head(llama, &["model.embed_tokens.weight"]), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Model families and paths the shared fixtures (Llama, Qwen 2) do not reach — Gemma 3 (sliding
 //! window shorter than the prompt, sandwich norms, GELU, embedding scale, linear rope scaling),
-//! Qwen 3 (q/k norms), Llama 3 (rope scaling, untied head) — on tiny random 4-bit models that
-//! `scripts/family_models.py` generates with mlx_lm, which also writes their oracles. Needs a Python
-//! with mlx_lm (`HEARTH_MLX_LM_PYTHON`).
+//! Qwen 3 (q/k norms), Llama 3 (rope scaling, untied head), a Gemma 3 checkpoint that keeps its own
+//! `lm_head` though its config says the embeddings are tied (the weights decide) — on tiny random
+//! 4-bit models that `scripts/family_models.py` generates with mlx_lm, which also writes their
+//! oracles. Needs a Python with mlx_lm (`HEARTH_MLX_LM_PYTHON`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -76,7 +77,7 @@ fn check<R: ModelRunner>(
 #[test]
 fn cpu_backend_matches_mlx_lm_on_generated_families() {
     let Some(dir) = models() else { return };
-    for name in ["tiny-gemma3-4bit", "tiny-qwen3-4bit", "tiny-llama3-4bit"] {
+    for name in ["tiny-gemma3-4bit", "tiny-qwen3-4bit", "tiny-llama3-4bit", "tiny-gemma3-untied-head-4bit"] {
         let engine =
             load_cpu(&LoadSpec::new(dir.join(name), Backend::Cpu)).unwrap_or_else(|e| panic!("{name}: {e}"));
         for chunk in [1000, 4] {
@@ -90,7 +91,13 @@ fn cpu_backend_matches_mlx_lm_on_generated_families() {
 #[test]
 fn mlx_backend_matches_mlx_lm_on_generated_families() {
     let Some(dir) = models() else { return };
-    for name in ["tiny-gemma3-4bit", "tiny-gemma3-bf16-4bit", "tiny-qwen3-4bit", "tiny-llama3-4bit"] {
+    for name in [
+        "tiny-gemma3-4bit",
+        "tiny-gemma3-bf16-4bit",
+        "tiny-qwen3-4bit",
+        "tiny-llama3-4bit",
+        "tiny-gemma3-untied-head-4bit",
+    ] {
         let engine = hearth_inference::mlx::load_mlx(&LoadSpec::new(dir.join(name), Backend::Mlx))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         for chunk in [1000, 4, 1] {

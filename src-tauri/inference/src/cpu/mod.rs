@@ -57,10 +57,9 @@ pub fn load_mlx_dir(dir: &ModelDir) -> Result<Decoder, LoadError> {
         });
     }
     let final_norm = norm(&names.final_norm())?;
-    let lm_head = if !c.tie_word_embeddings && w.has(&format!("{}.weight", names.lm_head())) {
-        linear(&names.lm_head())?
-    } else {
-        Linear::dense(embed.clone(), None)
+    let lm_head = match names.lm_head() {
+        Some(head) => linear(head)?,
+        None => Linear::dense(embed.clone(), None),
     };
     let spec = DecoderSpec {
         num_heads: c.num_heads,
