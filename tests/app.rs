@@ -430,28 +430,49 @@ async fn local_models_are_found_in_the_hf_cache_and_hearths_folder_and_offline_i
     let models = home.join("data/models");
     std::fs::create_dir_all(&models).unwrap();
     std::os::unix::fs::symlink(fixtures.join("tiny-qwen2-4bit"), models.join("tiny-qwen2-4bit")).unwrap();
+    // A family the loader does not run: its inspection (not a list of discovery's own) says so.
     let odd = models.join("phi-8bit");
     std::fs::create_dir_all(&odd).unwrap();
     std::fs::write(
         odd.join("config.json"),
-        r#"{"model_type":"phi3","quantization":{"bits":8,"group_size":32}}"#,
+        r#"{"model_type":"phi3","hidden_size":64,"num_attention_heads":4,"num_hidden_layers":2,
+            "vocab_size":100,"intermediate_size":128,"quantization":{"bits":8,"group_size":32}}"#,
+    )
+    .unwrap();
+    std::fs::write(odd.join("model.safetensors"), "x").unwrap();
+    std::fs::copy(fixtures.join("tiny-llama-4bit/tokenizer.json"), odd.join("tokenizer.json")).unwrap();
+    // The user's HOME, with LM Studio's folder; Ollama's store named by OLLAMA_MODELS, holding a
+    // manifest whose blob is gone.
+    let user = dir.path().join("user");
+    let lm = user.join(".lmstudio/models/lmstudio-community");
+    std::fs::create_dir_all(&lm).unwrap();
+    std::os::unix::fs::symlink(fixtures.join("tiny-qwen2-4bit"), lm.join("tiny-qwen2-4bit")).unwrap();
+    let ollama = dir.path().join("ollama");
+    let manifest = ollama.join("manifests/registry.ollama.ai/library/llama3.2/3b");
+    std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(ollama.join("blobs")).unwrap();
+    let digest = "e".repeat(64);
+    std::fs::write(
+        &manifest,
+        format!(r#"{{"layers":[{{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:{digest}","size":9}}]}}"#),
     )
     .unwrap();
 
     // Nothing listens on this port: the provider stays offline and says why.
     let dead = format!("ws://127.0.0.1:{}/ws/provider", free_port());
-    let hf = hf_home.to_str().unwrap();
+    let (hf, user_home, store) =
+        (hf_home.to_str().unwrap(), user.to_str().unwrap(), ollama.to_str().unwrap());
     let proc = HEARTH.serve(
         &home,
         &["--coordinator", &dead, "--model-id", MODEL],
-        &[("HF_HOME", hf), ("HF_HUB_CACHE", "")],
+        &[("HF_HOME", hf), ("HF_HUB_CACHE", ""), ("HOME", user_home), ("OLLAMA_MODELS", store)],
     );
     let control = Control::wait(&home, &proc, Duration::from_secs(10)).await;
 
     let found = control.json("/api/models").await;
     let list = found["models"].as_array().unwrap();
     let by_name: HashMap<&str, &Value> = list.iter().map(|m| (m["name"].as_str().unwrap(), m)).collect();
-    assert_eq!(by_name.len(), 3, "{found:#}");
+    assert_eq!(by_name.len(), 5, "{found:#}");
     let llama = by_name["mlx-community/tiny-llama-4bit"];
     assert_eq!(llama["source"], "hugging_face_cache");
     assert_eq!(llama["family"], "llama");
@@ -461,14 +482,58 @@ async fn local_models_are_found_in_the_hf_cache_and_hearths_folder_and_offline_i
     assert_eq!(llama["size_bytes"], llama_size);
     assert!(llama["path"].as_str().unwrap().ends_with("snapshots/0123abcd"), "refs/main wins: {llama}");
     assert!(llama["estimated_memory_bytes"].as_u64().unwrap() > 0);
-    assert_eq!(llama["fits_in_memory"], true);
+    assert_eq!(llama["fit"], "fits");
+    assert_eq!(llama["engine"], if cfg!(target_os = "macos") { "mlx" } else { "cpu" });
     let qwen = by_name["tiny-qwen2-4bit"];
     assert_eq!((qwen["source"].as_str(), qwen["family"].as_str()), (Some("hearth_models"), Some("qwen2")));
     assert_eq!(qwen["loadable"], true, "{qwen:#}");
     let phi = by_name["phi-8bit"];
     assert_eq!(phi["loadable"], false);
     let problems = phi["problems"].to_string();
-    assert!(problems.contains("phi3 is not supported") && problems.contains("8-bit"), "{problems}");
+    assert!(problems.contains("phi-8bit: unsupported model architecture `phi3`"), "{problems}");
+    let lm_qwen = by_name["lmstudio-community/tiny-qwen2-4bit"];
+    assert_eq!((lm_qwen["source"].as_str(), lm_qwen["loadable"].as_bool()), (Some("lm_studio"), Some(true)));
+    let gone = by_name["llama3.2:3b"];
+    assert_eq!((gone["source"].as_str(), gone["loadable"].as_bool()), (Some("ollama"), Some(false)));
+    let problems = gone["problems"].to_string();
+    assert!(
+        problems.contains(&format!("sha256-{digest}")) && problems.contains("ollama pull llama3.2:3b"),
+        "{problems}"
+    );
+
+    // Folders added in Settings are searched from the next listing on; a missing one is listed as
+    // such (not a settings error), a relative one is refused.
+    let extra = dir.path().join("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    std::os::unix::fs::symlink(fixtures.join("tiny-llama-4bit"), extra.join("my-llama")).unwrap();
+    let unplugged = dir.path().join("unplugged");
+    let r = control
+        .put("/api/settings")
+        .json(&serde_json::json!({"model_folders": ["models"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.json::<Value>().await.unwrap()["errors"][0]["field"], "model_folders");
+    let r = control
+        .put("/api/settings")
+        .json(&serde_json::json!({"model_folders": [extra, unplugged]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let found = control.json("/api/models").await;
+    let list = found["models"].as_array().unwrap();
+    let mine: Vec<&Value> = list.iter().filter(|m| m["source"] == "user_folder").collect();
+    assert_eq!(mine.len(), 2, "{found:#}");
+    let (my_llama, note) = match mine[0]["name"] == "my-llama" {
+        true => (mine[0], mine[1]),
+        false => (mine[1], mine[0]),
+    };
+    assert_eq!((my_llama["name"].as_str(), my_llama["loadable"].as_bool()), (Some("my-llama"), Some(true)));
+    assert_eq!((note["format"].clone(), note["loadable"].as_bool()), (Value::Null, Some(false)));
+    assert_eq!(note["path"], unplugged.to_str().unwrap());
+    assert!(note["problems"][0].as_str().unwrap().contains("does not exist"), "{note:#}");
 
     let s = control.status_until("offline", Duration::from_secs(10), |s| s["phase"] == "offline").await;
     let why = s["not_earning"].as_str().unwrap();

@@ -5,9 +5,18 @@
 import "./style.css";
 import { $, bytes, el } from "./format";
 import { connect, type Transport } from "./transport";
-import type { EngineKind, FieldError, LocalModel, Settings, SettingsView } from "./types";
+import type { EngineKind, FieldError, LocalModel, ModelSource, Settings, SettingsView } from "./types";
 
-const FIELDS = ["coordinator", "token", "model_path", "engine", "loopback_url", "slots"] as const;
+const FIELDS = ["coordinator", "token", "model_path", "model_folders", "engine", "loopback_url", "slots"] as const;
+
+/** The picker's groups, in the engine's order of sources. */
+const SOURCE_LABEL: Record<ModelSource, string> = {
+  hearth_models: "Hearth's models folder",
+  hugging_face_cache: "Hugging Face cache",
+  lm_studio: "LM Studio",
+  ollama: "Ollama",
+  user_folder: "Your folders",
+};
 
 let transport: Transport;
 let view: SettingsView | null = null;
@@ -15,6 +24,7 @@ let models: LocalModel[] = [];
 
 const input = (id: string) => $(id) as HTMLInputElement;
 const select = (id: string) => $(id) as HTMLSelectElement;
+const textarea = (id: string) => $(id) as HTMLTextAreaElement;
 
 async function main(): Promise<void> {
   transport = await connect();
@@ -31,7 +41,10 @@ async function main(): Promise<void> {
     r.addEventListener("change", syncCoordinator);
   }
   select("engine").addEventListener("change", syncEngine);
-  select("model").addEventListener("change", describeModel);
+  select("model").addEventListener("change", () => {
+    engineForModel();
+    describeModel();
+  });
   $("token-clear").addEventListener("click", () => void clearToken());
   // Any edit hides the "saved" note: it described the form as it was.
   $("form").addEventListener("input", () => $("saved").classList.add("hidden"));
@@ -61,20 +74,9 @@ function fill(v: SettingsView): void {
   input("start_at_login").checked = s.start_at_login;
   input("pause_on_battery").checked = s.pause_on_battery;
   input("token").value = "";
+  textarea("model_folders").value = (s.model_folders ?? []).join("\n");
 
-  const m = select("model");
-  const options = [el("option", { text: "Engine default", attrs: { value: "" } })];
-  for (const model of models) {
-    const fit = model.fits_in_memory ? "" : " — too big for this Mac";
-    const o = el("option", { text: `${model.name} (${bytes(model.size_bytes)})${fit}`, attrs: { value: model.path } });
-    if (!model.loadable) o.disabled = true;
-    options.push(o);
-  }
-  if (s.model_path && !models.some((x) => x.path === s.model_path)) {
-    options.push(el("option", { text: `${s.model_path} (not found)`, attrs: { value: s.model_path } }));
-  }
-  m.replaceChildren(...options);
-  m.value = s.model_path ?? "";
+  fillModels(s.model_path ?? null);
 
   const token = v.token_source;
   $("token-state").textContent =
@@ -90,6 +92,7 @@ function fill(v: SettingsView): void {
     coordinator: ["coord-local", "coord-remote", "coordinator"],
     engine: ["engine"],
     model_path: ["model"],
+    model_folders: ["model_folders"],
     slots: ["slots"],
   };
   for (const [field, ids] of Object.entries(pin)) {
@@ -105,6 +108,53 @@ function fill(v: SettingsView): void {
   describeModel();
 }
 
+/** The picker: loadable models grouped by where they were found, then everything that cannot be
+ * loaded (disabled, with the reason), so a model the user put somewhere is never silently missing. */
+function fillModels(current: string | null): void {
+  const groups: HTMLElement[] = [];
+  for (const [source, label] of Object.entries(SOURCE_LABEL)) {
+    const here = models.filter((m) => m.loadable && m.source === source);
+    if (here.length === 0) continue;
+    groups.push(el("optgroup", { attrs: { label } }, here.map((m) => el("option", { text: modelLabel(m), attrs: { value: m.path } }))));
+  }
+  const refused = models.filter((m) => !m.loadable);
+  if (refused.length > 0) {
+    const options = refused.map((m) => {
+      const o = el("option", { text: `${m.name} — ${m.problems[0] ?? "cannot be loaded"}`, title: m.problems.join("\n"), attrs: { value: m.path } });
+      // The one in force stays selectable, so the form shows it (and why it fails) rather than lying.
+      o.disabled = m.path !== current;
+      return o;
+    });
+    groups.push(el("optgroup", { attrs: { label: "Cannot be loaded" } }, options));
+  }
+  const options: HTMLElement[] = [el("option", { text: "Engine default", attrs: { value: "" } }), ...groups];
+  if (current && !models.some((x) => x.path === current)) {
+    options.push(el("option", { text: `${current} (not found)`, attrs: { value: current } }));
+  }
+  select("model").replaceChildren(...options);
+  select("model").value = current ?? "";
+  const notes = models.filter((m) => m.format === null).flatMap((m) => m.problems);
+  $("folders-note").textContent = notes.length
+    ? notes.join(" ")
+    : "Hearth also looks in the Hugging Face cache, LM Studio, Ollama and its own models folder.";
+}
+
+function modelLabel(m: LocalModel): string {
+  const tight = m.fit === "tight" ? " · tight fit" : "";
+  return `${m.name} (${m.engine ?? m.format ?? "?"} · ${bytes(m.size_bytes)}${tight})`;
+}
+
+/** Picking a model picks the engine that runs it, where the form offers that engine. */
+function engineForModel(): void {
+  const m = models.find((x) => x.path === select("model").value);
+  const engine = select("engine");
+  if (!m?.engine || engine.disabled) return;
+  if ([...engine.options].some((o) => o.value === m.engine)) {
+    engine.value = m.engine;
+    syncEngine();
+  }
+}
+
 function syncCoordinator(): void {
   const remote = input("coord-remote").checked;
   input("coordinator").disabled = !remote || (view?.pinned.includes("coordinator") ?? false);
@@ -118,16 +168,45 @@ function describeModel(): void {
   const path = select("model").value;
   const m = models.find((x) => x.path === path);
   if (!m) {
-    $("model-detail").textContent = path ? "" : `${models.length} model(s) found on this machine.`;
+    const loadable = models.filter((x) => x.loadable).length;
+    const refused = models.filter((x) => !x.loadable && x.format !== null).length;
+    $("model-detail").textContent = path
+      ? ""
+      : `${loadable} model(s) on this machine can be loaded${refused ? `; ${refused} found cannot` : ""}.`;
+    return;
+  }
+  if (m.format === null) {
+    $("model-detail").textContent = m.problems.join(" ");
     return;
   }
   const q = m.quantization
     ? `${m.quantization.bits ? `${m.quantization.bits}-bit ` : ""}${m.quantization.mode}`
-    : "full precision";
-  const fit = m.fits_in_memory
-    ? `fits in memory (~${bytes(m.estimated_memory_bytes)})`
-    : `needs ~${bytes(m.estimated_memory_bytes)}: does not fit comfortably`;
-  const parts = [m.family ?? "unknown family", q, m.format, bytes(m.size_bytes), fit, ...m.problems];
+    : m.family
+      ? "full precision"
+      : null;
+  const need = m.estimated_memory_bytes;
+  const ram = m.machine_ram_bytes ? ` of ${bytes(m.machine_ram_bytes)} RAM` : "";
+  const fit =
+    need === null
+      ? null
+      : m.fit === "fits"
+        ? `fits: needs ~${bytes(need)}${ram}`
+        : m.fit === "tight"
+          ? `tight: needs ~${bytes(need)}${ram}`
+          : m.fit === "does_not_fit"
+            ? `does not fit: needs ~${bytes(need)}${ram}`
+            : `needs ~${bytes(need)}`;
+  const context = m.context_length ? `${m.context_length.toLocaleString()} tokens of context` : null;
+  const parts = [
+    SOURCE_LABEL[m.source],
+    m.engine ? `${m.engine} engine` : null,
+    m.family ?? "unknown architecture",
+    q,
+    bytes(m.size_bytes),
+    context,
+    fit,
+    ...m.problems,
+  ].filter((p): p is string => p !== null);
   $("model-detail").textContent = parts.join(" · ");
 }
 
@@ -151,6 +230,11 @@ function patch(): { patch: Partial<Settings>; errors: FieldError[] } {
   if (coordinator !== s.coordinator) out.coordinator = coordinator;
   const model = select("model").value || null;
   if (model !== (s.model_path ?? null)) out.model_path = model;
+  const folders = textarea("model_folders")
+    .value.split("\n")
+    .map((f) => f.trim())
+    .filter((f) => f.length > 0);
+  if (folders.join("\n") !== (s.model_folders ?? []).join("\n")) out.model_folders = folders;
   const engine = select("engine").value as EngineKind;
   if (engine !== s.engine) out.engine = engine;
   const loopback = input("loopback_url").value.trim() || null;
@@ -186,6 +270,8 @@ async function save(): Promise<void> {
       }
     }
     view = await transport.settings();
+    // The folders may have changed what there is to pick from.
+    models = await transport.models().catch(() => models);
     fill(view);
     $("saved").classList.remove("hidden");
   } catch (e) {

@@ -121,13 +121,15 @@ export interface Status {
   settings: { path: string; errors: FieldError[]; pinned: string[] };
 }
 
-export type EngineKind = "cpu" | "mlx" | "loopback" | "scripted";
+export type EngineKind = "cpu" | "mlx" | "gguf" | "loopback" | "scripted";
 
 /** `settings.toml`; `coordinator` is `"local_pool"` or a URL. */
 export interface Settings {
   coordinator: string;
   provider_id: string;
   model_path?: string | null;
+  /** More folders to look for models in (absolute paths); absent when there are none. */
+  model_folders?: string[];
   engine: EngineKind;
   loopback_url?: string | null;
   slots: number;
@@ -153,18 +155,32 @@ export interface SettingsView {
   token_source: string | null;
 }
 
+/** Where a model was found, in the order the picker groups them. */
+export type ModelSource = "hearth_models" | "hugging_face_cache" | "lm_studio" | "ollama" | "user_folder";
+
+/** The engine that runs a model (spelled as the `engine` setting's values). */
+export type ModelEngine = "gguf" | "mlx" | "cpu";
+
+/** The memory estimate against this machine's RAM. */
+export type Fit = "fits" | "tight" | "does_not_fit";
+
 export interface LocalModel {
   name: string;
+  /** What goes in `model_path`. */
   path: string;
-  source: string;
-  format: "safetensors" | "gguf";
+  source: ModelSource;
+  /** `null` for an entry about a folder (missing, unreadable, empty) rather than a model. */
+  format: "safetensors" | "gguf" | null;
+  engine: ModelEngine | null;
   family: string | null;
   quantization: { bits: number | null; group_size: number | null; mode: string } | null;
+  context_length: number | null;
   size_bytes: number;
-  estimated_memory_bytes: number;
+  estimated_memory_bytes: number | null;
   machine_ram_bytes: number | null;
-  fits_in_memory: boolean;
+  fit: Fit | null;
   loadable: boolean;
+  /** Why it cannot be loaded (first), then warnings; each names the file and what to do. */
   problems: string[];
 }
 

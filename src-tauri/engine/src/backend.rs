@@ -24,6 +24,8 @@ pub trait ControlBackend: Send + Sync + 'static {
     fn settings(&self) -> SettingsView;
     /// Validates, saves and applies a JSON object of settings fields.
     fn put_settings(&self, body: &[u8]) -> Result<Settings, PutSettingsError>;
+    /// The models on this machine (well-known folders and the `model_folders` setting), loadable
+    /// or not: each entry says which, and why not.
     fn models(&self) -> Vec<LocalModel>;
     fn earnings(&self, range: EarningsRange, limit: usize) -> Result<EarningsReport, String>;
 }

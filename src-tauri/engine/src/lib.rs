@@ -10,7 +10,8 @@
 //! * [`app`]: the long-lived headless service (settings, ledger, control API, provider lifecycle)
 //!   that `hearth serve` runs and the Tauri shell embeds;
 //! * [`earnings`]: the earnings report the control API serves;
-//! * [`models`]: discovery of local model directories and GGUF files;
+//! * [`models`]: discovery of the models already on this machine (Hugging Face cache, LM Studio,
+//!   Ollama, Hearth's folder, the user's folders), each inspected as the loader would;
 //! * [`engines`]: the engine factory (settings → loaded inference engine) the CLI and the shell share;
 //! * [`ui_assets`]: the built web UI, served by the control API to browsers.
 

@@ -83,6 +83,11 @@ pub struct Settings {
     /// The model directory (mlx-community layout) or GGUF file. `None`: the engine's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_path: Option<PathBuf>,
+    /// More folders to look for models in (absolute paths), beside the ones found without asking
+    /// (the Hugging Face cache, LM Studio, Ollama, Hearth's own models folder). A folder that does
+    /// not exist is not a settings error — a disk may be unplugged — the model list says so instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_folders: Vec<PathBuf>,
     #[serde(default)]
     pub engine: EngineKind,
     /// Base URL of the local OpenAI-compatible server; required when `engine = "loopback"`.
@@ -117,6 +122,7 @@ impl Default for Settings {
             coordinator: Coordinator::LocalPool,
             provider_id: uuid::Uuid::new_v4().to_string(),
             model_path: None,
+            model_folders: Vec::new(),
             engine: EngineKind::default(),
             loopback_url: None,
             slots: default_slots(),

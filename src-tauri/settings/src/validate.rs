@@ -5,6 +5,7 @@
 //! use wss://`.
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use url::{Host, Url};
 
@@ -73,6 +74,18 @@ fn check_loopback_url(raw: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A model folder must be an absolute path; whether it exists is the model list's business (an
+/// unplugged disk should not make the whole settings file invalid).
+fn check_model_folder(folder: &Path) -> Result<(), String> {
+    if folder.as_os_str().is_empty() {
+        return Err("is empty; remove it".into());
+    }
+    if !folder.is_absolute() {
+        return Err(format!("({}) must be an absolute path, e.g. /Volumes/Models", folder.display()));
+    }
+    Ok(())
+}
+
 impl Settings {
     /// Every problem at once (not just the first), so a settings window can mark all bad fields.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
@@ -100,6 +113,11 @@ impl Settings {
                     "model_path",
                     format!("must be an absolute path (got {})", p.display()),
                 ));
+            }
+        }
+        for (i, folder) in self.model_folders.iter().enumerate() {
+            if let Err(m) = check_model_folder(folder) {
+                errors.push(FieldError::new("model_folders", format!("entry {} {m}", i + 1)));
             }
         }
         match (&self.engine, &self.loopback_url) {
@@ -237,6 +255,30 @@ mod tests {
     }
 
     #[test]
+    fn model_folders_must_be_absolute_but_need_not_exist() {
+        let ok =
+            Settings { model_folders: vec!["/Volumes/Unplugged/models".into(), "/tmp".into()], ..base() };
+        ok.validate().unwrap();
+        let e =
+            errs(&Settings { model_folders: vec!["/models".into(), "models".into(), "".into()], ..base() });
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(
+            e[0].to_string(),
+            "model_folders: entry 2 (models) must be an absolute path, e.g. /Volumes/Models"
+        );
+        assert_eq!(e[1].to_string(), "model_folders: entry 3 is empty; remove it");
+
+        // As the settings window sends them: a JSON array, `null` clears it.
+        let s = crate::patch::merge_json(&base(), br#"{"model_folders": ["/a", "b"]}"#).unwrap();
+        assert_eq!(s.model_folders, [std::path::PathBuf::from("/a"), "b".into()]);
+        assert_eq!(errs(&s)[0].field, "model_folders");
+        let cleared = crate::patch::merge_json(&s, br#"{"model_folders": null}"#).unwrap();
+        assert!(cleared.model_folders.is_empty());
+        let e = crate::patch::merge_json(&base(), br#"{"model_folders": "/a"}"#).unwrap_err();
+        assert_eq!(e[0].field, "model_folders", "{e:?}");
+    }
+
+    #[test]
     fn all_errors_are_reported_together() {
         let s = Settings {
             coordinator: Coordinator::Url("ws://example.com/ws/provider".into()),
@@ -282,6 +324,7 @@ mod tests {
         let s = Settings {
             coordinator: Coordinator::Url("wss://coord.example.com/ws/provider".into()),
             model_path: Some("/models/tiny-llama-4bit".into()),
+            model_folders: vec!["/Volumes/Models".into(), "/opt/gguf".into()],
             engine: EngineKind::Loopback,
             loopback_url: Some("http://127.0.0.1:8080/v1".into()),
             slots: 4,
@@ -299,5 +342,7 @@ mod tests {
         assert_eq!(minimal.coordinator, Coordinator::LocalPool);
         assert_eq!(minimal.slots, 1);
         assert!(!minimal.to_toml_string().contains("model_path"));
+        assert!(!minimal.to_toml_string().contains("model_folders"));
+        assert!(minimal.model_folders.is_empty());
     }
 }

@@ -61,7 +61,10 @@ impl ControlBackend for AppState {
     }
 
     fn models(&self) -> Vec<LocalModel> {
-        crate::models::discover(&self.roots, crate::system::total_ram_bytes())
+        // The folders setting in force, read per call: a folder added in Settings shows at once.
+        let folders = self.settings.borrow().model_folders.clone();
+        let roots = self.roots.clone().with_user_folders(&folders);
+        crate::models::discover(&roots, crate::system::total_ram_bytes())
     }
 
     fn earnings(&self, range: EarningsRange, limit: usize) -> Result<EarningsReport, String> {
