@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
 """Hearth's engine against its peers, measured in the same run on the same machine.
 
-  * Gemma 3 270M GGUF (q4_k_m): `hearth bench` (cpu engine) vs llama.cpp (llama-cpp-python).
+  * Gemma 3 270M GGUF (q4_k_m): `hearth bench` (the gguf engine: llama.cpp linked into hearth) vs
+    llama.cpp through llama-cpp-python. Same library underneath, so a gap is hearth's overhead, or
+    a different build of llama.cpp: each side's CPU variant (the instruction sets its CPU code was
+    compiled for, from llama.cpp's system info) is printed beside its numbers.
   * The tiny MLX 4-bit fixture: `hearth bench` (cpu engine) vs mlx_lm on MLX's CPU backend.
 
 Every engine gets the same raw prompt (the words `hearth bench` uses, repeated), greedy decoding, the
-same number of generated tokens, and the median of several runs. Prints one table and, with --json,
-one JSON object. Needs a python with llama_cpp and mlx_lm (.ci/run's venv has both).
+same number of generated tokens, the same thread count, and the median of several runs. Prints one
+table and, with --json, one JSON object. Needs a python with llama_cpp and mlx_lm.
 
     python scripts/bench-engines.py --hearth target/release/hearth --gguf G.gguf \
-        --tokenizer-dir ../shared/fixtures/gemma3-270m --mlx-dir ../shared/fixtures/models/tiny-llama-4bit
+        --mlx-dir ../shared/fixtures/models/tiny-llama-4bit
 """
 
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -27,16 +31,39 @@ def prompt_text(n_words):
     return " ".join(WORDS[i % len(WORDS)] for i in range(max(1, n_words)))
 
 
-def hearth_bench(hearth, model, args, extra=()):
+def hearth_bench(hearth, model, args):
+    # `--engine cpu`: a directory runs on candle, a .gguf file on llama.cpp (the JSON's `engine`).
     cmd = [hearth, "bench", "--model", model, "--engine", "cpu", "--json",
            "--prompt-tokens", str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens),
-           "--runs", str(args.runs), *extra]
-    # candle sizes its pools from RAYON_NUM_THREADS: the same thread count as the peer gets.
-    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    r = json.loads(out.strip().splitlines()[-1])
+           "--runs", str(args.runs)]
+    # The same thread count as the peer gets: candle sizes its pools from RAYON_NUM_THREADS, the
+    # gguf engine its llama.cpp context from HEARTH_THREADS.
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), HEARTH_THREADS=str(args.threads),
+               RUST_LOG="info")
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    # The gguf engine logs which CPU code llama.cpp runs: `cpu="AVX AVX2 …"` (or "baseline").
+    variant = re.search(r'cpu="([^"]*)"', done.stderr)
     return {"prompt_tps": r["prompt_tps"], "generation_tps": r["generation_tps"],
-            "prompt_tokens": r["prompt_tokens"], "peak_rss_bytes": r["peak_rss_bytes"]}
+            "prompt_tokens": r["prompt_tokens"], "peak_rss_bytes": r["peak_rss_bytes"],
+            "engine": r.get("engine"), "cpu_variant": variant.group(1) if variant else None}
+
+
+def cpu_variant_of(system_info):
+    """The ISA features that are on in the CPU section of llama.cpp's system info (as the gguf
+    engine reports its own): e.g. `SSE3 SSSE3 AVX AVX2 F16C FMA`, or `baseline`."""
+    not_isa = {"LLAMAFILE", "OPENMP", "REPACK", "KLEIDIAI", "ACCELERATE", "CPU_ALL_VARIANTS"}
+    on, in_cpu = [], False
+    for item in system_info.split("|"):
+        item = item.strip()
+        if " : " in item:
+            backend, item = item.split(" : ", 1)
+            in_cpu = backend.strip() == "CPU"
+        if in_cpu and "=" in item:
+            name, value = (x.strip() for x in item.split("=", 1))
+            if value == "1" and name not in not_isa:
+                on.append(name)
+    return " ".join(on) or "baseline"
 
 
 def peak_rss_bytes():
@@ -51,6 +78,7 @@ def llama_cpp_bench(gguf, args):
     """llama.cpp through its Python binding: prefill timed over one eval of the whole prompt,
     decode over single-token evals with greedy argmax (the binding's own sampler adds overhead
     that is not the engine's)."""
+    import llama_cpp
     from llama_cpp import Llama
     import numpy as np
 
@@ -71,8 +99,10 @@ def llama_cpp_bench(gguf, args):
         t3 = time.perf_counter()
         prefill.append(len(ids) / (t1 - t0))
         decode.append((args.gen_tokens - 1) / (t3 - t2))
+    info = llama_cpp.llama_print_system_info().decode(errors="replace")
     return {"prompt_tps": statistics.median(prefill), "generation_tps": statistics.median(decode),
-            "prompt_tokens": len(ids), "peak_rss_bytes": peak_rss_bytes()}
+            "prompt_tokens": len(ids), "peak_rss_bytes": peak_rss_bytes(),
+            "cpu_variant": cpu_variant_of(info)}
 
 
 def mlx_lm_bench(model_dir, args):
@@ -111,26 +141,27 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hearth", required=True)
     ap.add_argument("--gguf", required=True)
-    ap.add_argument("--tokenizer-dir", required=True)
     ap.add_argument("--mlx-dir", required=True)
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--gen-tokens", type=int, default=64)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="threads for every engine (llama.cpp's n_threads/n_threads_batch, candle's pool)")
+    ap.add_argument("--skip-mlx", action="store_true", help="only the GGUF row")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     rows = []
     weights = os.path.getsize(args.gguf)
-    h = hearth_bench(args.hearth, args.gguf, args, ["--tokenizer-dir", args.tokenizer_dir])
+    h = hearth_bench(args.hearth, args.gguf, args)
     p = in_child(llama_cpp_bench, args.gguf, args)
     rows.append(("gemma-3-270m q4_k_m GGUF", "llama.cpp", h, p, weights))
-    mlx_weights = sum(os.path.getsize(os.path.join(args.mlx_dir, f))
-                      for f in os.listdir(args.mlx_dir) if f.endswith(".safetensors"))
-    h = hearth_bench(args.hearth, args.mlx_dir, args)
-    p = in_child(mlx_lm_bench, args.mlx_dir, args)
-    rows.append(("tiny-llama 4-bit MLX dir", "mlx_lm (CPU)", h, p, mlx_weights))
+    if not args.skip_mlx:
+        mlx_weights = sum(os.path.getsize(os.path.join(args.mlx_dir, f))
+                          for f in os.listdir(args.mlx_dir) if f.endswith(".safetensors"))
+        h = hearth_bench(args.hearth, args.mlx_dir, args)
+        p = in_child(mlx_lm_bench, args.mlx_dir, args)
+        rows.append(("tiny-llama 4-bit MLX dir", "mlx_lm (CPU)", h, p, mlx_weights))
 
     report = []
     print(f"{'model':28} {'peer':14} {'hearth pp':>10} {'peer pp':>10} {'ratio':>6} "
@@ -142,6 +173,9 @@ def main():
         peer_rss = (p["peak_rss_bytes"] or 0) / 2**20
         print(f"{model:28} {peer:14} {h['prompt_tps']:10.1f} {p['prompt_tps']:10.1f} {pp:6.2f} "
               f"{h['generation_tps']:10.1f} {p['generation_tps']:10.1f} {tg:6.2f} {rss:19.2f} {peer_rss:13.0f}")
+        if h.get("cpu_variant") or p.get("cpu_variant"):
+            print(f"{'':28} CPU variant: hearth ({h.get('engine')}) {h.get('cpu_variant')!r}, "
+                  f"peer {p.get('cpu_variant')!r}")
         report.append({"model": model, "peer": peer, "hearth": h, "peer_result": p,
                        "prompt_ratio": pp, "generation_ratio": tg, "weights_bytes": w,
                        "hearth_rss_over_weights": rss})

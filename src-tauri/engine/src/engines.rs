@@ -40,6 +40,8 @@ pub fn default_kind(has_model: bool) -> EngineKind {
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub loopback_url: Option<String>,
+    /// Unused: a GGUF file carries its own tokenizer and template now. Kept until the CLI's
+    /// `--tokenizer-dir` and `hearth local`'s provisioning stop setting it.
     pub tokenizer_dir: Option<PathBuf>,
 }
 
@@ -60,6 +62,7 @@ pub fn load(
         }
         EngineKind::Cpu => Backend::Cpu,
         EngineKind::Mlx => Backend::Mlx,
+        EngineKind::Gguf => Backend::Gguf,
         EngineKind::Loopback => Backend::Loopback {
             base_url: options.loopback_url.clone().ok_or(
                 "the loopback engine needs a server URL (--loopback-url or the loopback_url setting), \
@@ -79,7 +82,6 @@ pub fn load(
     };
     let mut spec = hearth_inference::LoadSpec::new(path, backend);
     spec.model_id = model_id.map(str::to_string);
-    spec.tokenizer_dir = options.tokenizer_dir.clone();
     hearth_inference::load_engine(&spec).map_err(|e| e.to_string())
 }
 
@@ -125,6 +127,16 @@ mod tests {
         assert!(err.contains("no model chosen"), "{err}");
         let err = f(&choice(EngineKind::Loopback, None)).err().expect("loopback without a URL");
         assert!(err.contains("loopback_url"), "{err}");
+    }
+
+    #[test]
+    fn the_gguf_engine_needs_a_gguf_file() {
+        let f = factory(&LoadOptions::default());
+        let err = f(&choice(EngineKind::Gguf, None)).err().expect("gguf without a model");
+        assert!(err.contains("no model chosen"), "{err}");
+        let dir = std::env::temp_dir();
+        let err = load(EngineKind::Gguf, Some(&dir), None, &LoadOptions::default()).err().expect("a folder");
+        assert!(err.contains(".gguf file"), "{err}");
     }
 
     #[test]

@@ -165,6 +165,11 @@ impl<R: ModelRunner> LocalEngine<R> {
         &self.codec
     }
 
+    /// The codec, to change before the engine is shared (e.g. which tokens end generation).
+    pub fn codec_mut(&mut self) -> &mut TextCodec {
+        &mut self.codec
+    }
+
     pub fn runner(&self) -> &R {
         &self.runner
     }

@@ -10,9 +10,10 @@
 //! - [`model_dir`] reads and validates mlx-community model directories; [`text`] owns tokenizer,
 //!   chat template ([`template`]) and EOS ids; [`sampling`], [`detok`] and [`stop`] are the pieces of
 //!   the loop in [`generate`], which every local backend runs through [`generate::ForwardModel`].
-//! - Backends: `cpu` (candle, behind the default `cpu` feature; model directories and GGUF),
-//!   [`loopback`] (a local OpenAI-compatible server), `mlx` (macOS; elsewhere with the `mlx`
-//!   feature, on MLX's CPU build), [`scripted`] (test double).
+//! - Backends: `cpu` (candle, behind the default `cpu` feature; model directories), `gguf`
+//!   (llama.cpp, behind the default `gguf` feature; GGUF files, Metal on macOS), [`loopback`] (a
+//!   local OpenAI-compatible server), `mlx` (macOS; elsewhere with the `mlx` feature, on MLX's
+//!   CPU build), [`scripted`] (test double).
 //! - [`spec`] says what to load ([`LoadSpec`]: a model and its [`Backend`]); [`load`] picks and
 //!   loads one ([`load_engine`]) and inspects models ([`inspect_model`], into a [`ModelInfo`] from
 //!   [`model_info`]); [`bench`] measures one.
@@ -23,6 +24,8 @@ pub mod cpu;
 pub mod detok;
 pub mod error;
 pub mod generate;
+#[cfg(feature = "gguf")]
+pub mod gguf;
 pub mod job;
 pub mod load;
 pub mod loopback;

@@ -6,8 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 #[cfg(feature = "cpu")]
-pub use crate::cpu::{inspect_gguf, load_cpu, CpuEngine};
+pub use crate::cpu::{load_cpu, CpuEngine};
 use crate::error::LoadError;
+#[cfg(feature = "gguf")]
+pub use crate::gguf::{load as load_gguf, GgufEngine};
 use crate::job::{Engine, ModelDescriptor};
 use crate::loopback::LoopbackEngine;
 use crate::model_dir::{dir_name, ModelDir};
@@ -18,6 +20,11 @@ use crate::spec::{Backend, LoadSpec};
 /// Loads the model and returns a ready engine. Slow (reads all weights): call it off the async
 /// runtime.
 pub fn load_engine(spec: &LoadSpec) -> Result<Arc<dyn Engine>, LoadError> {
+    // A GGUF file runs on llama.cpp whichever local engine was named: candle's GGUF decoding is
+    // gone, and mlx reads only model directories.
+    if matches!(spec.backend, Backend::Cpu | Backend::Mlx) && is_gguf(&spec.model_path) {
+        return Ok(load_gguf(spec)?);
+    }
     match &spec.backend {
         Backend::Scripted => {
             let mut e = ScriptedEngine::new(spec.id_or(|| dir_name(&spec.model_path)));
@@ -28,6 +35,12 @@ pub fn load_engine(spec: &LoadSpec) -> Result<Arc<dyn Engine>, LoadError> {
         }
         Backend::Cpu => Ok(load_cpu(spec)?),
         Backend::Mlx => load_mlx(spec),
+        Backend::Gguf if spec.model_path.is_dir() => Err(LoadError::invalid(
+            &spec.model_path,
+            "the gguf engine loads a .gguf file, and this is a folder; choose the file, or the cpu \
+             or mlx engine for a model directory",
+        )),
+        Backend::Gguf => Ok(load_gguf(spec)?),
         Backend::Loopback { base_url, upstream_model } => {
             let upstream = match upstream_model {
                 Some(m) => m.clone(),
@@ -63,7 +76,7 @@ pub fn load_engine(spec: &LoadSpec) -> Result<Arc<dyn Engine>, LoadError> {
 }
 
 /// Stand-ins for a build without candle (the `cpu` feature off, as in the fuzz targets): asking for
-/// the cpu engine or a GGUF file says so instead of failing to compile or misreading the file.
+/// the cpu engine says so instead of failing to compile.
 #[cfg(not(feature = "cpu"))]
 mod no_cpu {
     use super::*;
@@ -71,13 +84,28 @@ mod no_cpu {
     pub(super) fn load_cpu(_spec: &LoadSpec) -> Result<Arc<dyn Engine>, LoadError> {
         Err(LoadError::BackendNotBuilt("cpu"))
     }
-
-    pub(super) fn inspect_gguf(_path: &Path) -> Result<ModelInfo, LoadError> {
-        Err(LoadError::BackendNotBuilt("cpu"))
-    }
 }
 #[cfg(not(feature = "cpu"))]
-use no_cpu::{inspect_gguf, load_cpu};
+use no_cpu::load_cpu;
+
+/// Stand-ins for a build without llama.cpp (the `gguf` feature off, as in the fuzz targets, which
+/// must build without cmake): a GGUF file is refused with the reason.
+#[cfg(not(feature = "gguf"))]
+mod no_gguf {
+    use super::*;
+
+    pub(super) fn load_gguf(_spec: &LoadSpec) -> Result<Arc<dyn Engine>, LoadError> {
+        Err(LoadError::BackendNotBuilt("gguf"))
+    }
+
+    pub(super) fn inspect_gguf(_path: &Path) -> Result<ModelInfo, LoadError> {
+        Err(LoadError::BackendNotBuilt("gguf"))
+    }
+}
+#[cfg(feature = "gguf")]
+use crate::gguf::inspect as inspect_gguf;
+#[cfg(not(feature = "gguf"))]
+use no_gguf::{inspect_gguf, load_gguf};
 
 #[cfg(any(target_os = "macos", feature = "mlx"))]
 fn load_mlx(spec: &LoadSpec) -> Result<Arc<dyn Engine>, LoadError> {
@@ -92,7 +120,7 @@ fn load_mlx(_spec: &LoadSpec) -> Result<Arc<dyn Engine>, LoadError> {
     })
 }
 
-/// Reads a model directory's or GGUF file's metadata.
+/// Reads a model directory's or GGUF file's metadata, failing as loading it would fail.
 pub fn inspect_model(path: &Path) -> Result<ModelInfo, LoadError> {
     if is_gguf(path) {
         return inspect_gguf(path);

@@ -1,13 +1,22 @@
 //! What a model is, read without loading its weights: [`ModelInfo`] and its [`ModelFormat`]. The
-//! loader's `inspect_model` fills it for model directories, the cpu backend for GGUF files.
+//! loader's `inspect_model` fills it for model directories, the gguf backend for GGUF files.
 
 use std::path::{Path, PathBuf};
 
 use crate::spec::Backend;
 
-/// Whether `path` is a GGUF model file (as opposed to a model directory).
+/// Whether `path` is a GGUF model file (as opposed to a model directory): named `.gguf`, or a
+/// file that starts with GGUF's magic (Ollama's blobs have no extension).
 pub(crate) fn is_gguf(path: &Path) -> bool {
-    path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    if !path.is_file() {
+        return false;
+    }
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        return true;
+    }
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok()
+        && &magic == b"GGUF"
 }
 
 /// Model storage format. Serialized as the model picker shows it (`safetensors` for a directory).
@@ -31,7 +40,7 @@ pub struct ModelInfo {
     /// MLX affine bits and group size, when quantized that way.
     pub quant_bits: Option<u32>,
     pub quant_group_size: Option<usize>,
-    /// GGUF's dominant tensor type (`Q4K`, …).
+    /// A GGUF file's quantization as llama.cpp names it (`Q4_K_M`, `Q8_0`, …).
     pub gguf_type: Option<String>,
     pub params: u64,
     pub size_on_disk: u64,
@@ -39,7 +48,8 @@ pub struct ModelInfo {
     /// KV-cache bytes per token of context at f32 (halve for f16 caches).
     pub kv_bytes_per_token: u64,
     pub has_chat_template: bool,
-    /// Whether the cpu engine can run it (and if not, why).
+    /// Whether it runs without a GPU: the cpu engine for a directory (and if not, why), llama.cpp
+    /// for a GGUF file.
     pub cpu_supported: Result<(), String>,
 }
 
@@ -50,7 +60,8 @@ impl ModelInfo {
         match (backend, &self.format) {
             // The cpu engine dequantizes MLX weights to f32.
             (Backend::Cpu, ModelFormat::MlxDir) => self.params * 4 + kv,
-            (Backend::Cpu, ModelFormat::Gguf) => self.size_on_disk + kv,
+            // llama.cpp maps the file and keeps an f16 cache, whichever engine was named.
+            (Backend::Cpu | Backend::Mlx | Backend::Gguf, ModelFormat::Gguf) => self.size_on_disk + kv / 2,
             (Backend::Mlx, _) => self.size_on_disk + kv / 2,
             _ => 0,
         }

@@ -7,10 +7,14 @@ use std::path::PathBuf;
 /// Which backend runs the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
-    /// candle on the CPU (any OS): model directories and GGUF files.
+    /// candle on the CPU (any OS): model directories. A `.gguf` file given with it runs on
+    /// [`Backend::Gguf`].
     Cpu,
-    /// mlx-rs on Apple Silicon (macOS; other OSes only with the `mlx` feature, on MLX's CPU build).
+    /// mlx-rs on Apple Silicon (macOS; other OSes only with the `mlx` feature, on MLX's CPU build):
+    /// model directories. A `.gguf` file given with it runs on [`Backend::Gguf`].
     Mlx,
+    /// llama.cpp (the `gguf` feature): GGUF files, on Metal on macOS, on the CPU elsewhere.
+    Gguf,
     /// A local OpenAI-compatible server at `base_url` (e.g. `http://127.0.0.1:8080/v1`).
     /// `upstream_model` is the server's name for the model; by default the first it lists.
     Loopback { base_url: String, upstream_model: Option<String> },
@@ -23,6 +27,7 @@ impl Backend {
         match self {
             Backend::Cpu => "cpu",
             Backend::Mlx => "mlx",
+            Backend::Gguf => "gguf",
             Backend::Loopback { .. } => "loopback",
             Backend::Scripted => "scripted",
         }
@@ -32,26 +37,18 @@ impl Backend {
 /// One model to load, and on which backend.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadSpec {
-    /// A model directory, or a `.gguf` file (cpu). Ignored by loopback/scripted except for naming.
+    /// A model directory, or a GGUF file. Ignored by loopback/scripted except for naming.
     pub model_path: PathBuf,
     pub backend: Backend,
     /// The id announced to buyers; defaults to the directory (or file stem) name.
     pub model_id: Option<String>,
     /// Caps prompt + completion tokens below the model's own limit.
     pub max_context: Option<usize>,
-    /// Where a GGUF model's tokenizer.json(.xz)/tokenizer_config.json are; defaults to its folder.
-    pub tokenizer_dir: Option<PathBuf>,
 }
 
 impl LoadSpec {
     pub fn new(model_path: impl Into<PathBuf>, backend: Backend) -> Self {
-        Self {
-            model_path: model_path.into(),
-            backend,
-            model_id: None,
-            max_context: None,
-            tokenizer_dir: None,
-        }
+        Self { model_path: model_path.into(), backend, model_id: None, max_context: None }
     }
 
     pub(crate) fn id_or(&self, default: impl FnOnce() -> String) -> String {

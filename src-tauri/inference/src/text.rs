@@ -1,6 +1,10 @@
 //! The text side of a model: tokenizer, chat template, special tokens and end-of-sequence ids —
 //! everything a backend needs to turn a [`Prompt`] into ids and ids back into text.
 //!
+//! The tokenizer is a [`Vocabulary`]: a Hugging Face tokenizer.json for model directories (built
+//! here), or llama.cpp's vocabulary from a GGUF file (the gguf backend's). Everything around it,
+//! templates, BOS handling and EOS, is the same [`TextCodec`] for every backend.
+//!
 //! Prompts are encoded the way `mlx_lm` does it, because the oracles come from there: a raw prompt
 //! gets the tokenizer's special tokens (its BOS) unless it already starts with the BOS text; a
 //! rendered chat template already contains them, so it is encoded without.
@@ -28,15 +32,61 @@ use crate::template::ChatTemplate;
 /// Qwen 2's pre-tokenizer split (digits one by one, letters with one leading non-letter).
 const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// A model's vocabulary as the generation loop uses it: text to ids and back. Implemented here for
+/// Hugging Face tokenizers (model directories) and by the gguf backend for llama.cpp's own
+/// vocabulary (read from the GGUF file).
+pub trait Vocabulary: Send + Sync + std::fmt::Debug {
+    /// Token ids of `text`. Special tokens written in the text (`<start_of_turn>`) are recognised;
+    /// `add_special_tokens` adds the vocabulary's own (its BOS).
+    fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, EngineError>;
+    /// Text of `ids`, special tokens included; a character cut off at the end becomes U+FFFD.
+    fn decode(&self, ids: &[u32]) -> Result<String, EngineError>;
+    /// The id of a token given by its text (`<eos>`), if the vocabulary has it.
+    fn token_id(&self, token: &str) -> Option<u32>;
+}
+
+impl Vocabulary for Tokenizer {
+    fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, EngineError> {
+        self.encode_fast(text, add_special_tokens)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| EngineError::Internal(format!("tokenizing failed: {e}")))
+    }
+
+    fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
+        // tokenizers' own method (on the `TokenizerImpl` a `Tokenizer` derefs to), not this trait's.
+        std::ops::Deref::deref(self)
+            .decode(ids, false)
+            .map_err(|e| EngineError::Internal(format!("detokenizing failed: {e}")))
+    }
+
+    fn token_id(&self, token: &str) -> Option<u32> {
+        self.token_to_id(token)
+    }
+}
+
 #[derive(Debug)]
 pub struct TextCodec {
-    tokenizer: Tokenizer,
+    vocab: Box<dyn Vocabulary>,
     template: Option<ChatTemplate>,
     bos_token: Option<String>,
     eos_ids: Vec<u32>,
 }
 
 impl TextCodec {
+    /// A codec from its parts: the vocabulary, the chat template (if the model has one), the BOS
+    /// token's text (a raw prompt that starts with it gets no second one) and the ids that end
+    /// generation.
+    pub fn new(
+        vocab: Box<dyn Vocabulary>,
+        template: Option<ChatTemplate>,
+        bos_token: Option<String>,
+        mut eos_ids: Vec<u32>,
+    ) -> Self {
+        eos_ids.sort_unstable();
+        eos_ids.dedup();
+        Self { vocab, template, bos_token, eos_ids }
+    }
+
     /// Builds the codec for a model directory.
     pub fn from_model_dir(dir: &ModelDir) -> Result<Self, LoadError> {
         let bytes = std::fs::read(&dir.tokenizer_json).map_err(|e| LoadError::io(&dir.tokenizer_json, e))?;
@@ -83,13 +133,11 @@ impl TextCodec {
         if model_type.starts_with("gemma") {
             eos.extend(tokenizer.token_to_id("<end_of_turn>"));
         }
-        eos.sort_unstable();
-        eos.dedup();
         let source = chat_template
             .map(str::to_string)
             .or_else(|| tokenizer_config.get("chat_template").and_then(Value::as_str).map(str::to_string));
         let template = source.map(|s| ChatTemplate::new(&s, specials)).transpose()?;
-        Ok(Self { tokenizer, template, bos_token, eos_ids: eos })
+        Ok(Self::new(Box::new(tokenizer), template, bos_token, eos))
     }
 
     /// Tokens of a prompt, with the chat template applied to chat prompts.
@@ -120,10 +168,7 @@ impl TextCodec {
     }
 
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, EngineError> {
-        self.tokenizer
-            .encode_fast(text, add_special_tokens)
-            .map(|e| e.get_ids().to_vec())
-            .map_err(|e| EngineError::Internal(format!("tokenizing failed: {e}")))
+        self.vocab.encode(text, add_special_tokens)
     }
 
     pub fn is_eos(&self, id: u32) -> bool {
@@ -134,20 +179,30 @@ impl TextCodec {
         &self.eos_ids
     }
 
+    /// Replaces the ids that end generation.
+    pub fn set_eos_ids(&mut self, mut ids: Vec<u32>) {
+        ids.sort_unstable();
+        ids.dedup();
+        self.eos_ids = ids;
+    }
+
     pub fn has_chat_template(&self) -> bool {
         self.template.is_some()
     }
 
-    pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
+    /// The id of a token given by its text, e.g. `<end_of_turn>`.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.vocab.token_id(token)
+    }
+
+    pub fn vocabulary(&self) -> &dyn Vocabulary {
+        self.vocab.as_ref()
     }
 }
 
 impl Decode for TextCodec {
     fn decode_ids(&self, ids: &[u32]) -> Result<String, EngineError> {
-        self.tokenizer
-            .decode(ids, false)
-            .map_err(|e| EngineError::Internal(format!("detokenizing failed: {e}")))
+        self.vocab.decode(ids)
     }
 }
 

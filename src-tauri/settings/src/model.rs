@@ -53,6 +53,9 @@ pub enum EngineKind {
     Cpu,
     /// mlx on Apple Silicon; the production path on a Mac.
     Mlx,
+    /// llama.cpp, for GGUF files: Metal on macOS, the CPU elsewhere. (A GGUF file chosen with
+    /// `cpu` or `mlx` runs here too.)
+    Gguf,
     /// Forward to a local OpenAI-compatible server at `loopback_url`.
     Loopback,
     /// Canned output, for tests and demos.

@@ -1,11 +1,10 @@
-//! The `cpu` backend: candle tensor math on any OS, for mlx-community model directories and GGUF
-//! files. Everything else (templates, sampling, stop sequences) comes from the shared core.
+//! The `cpu` backend: candle tensor math on any OS, for mlx-community model directories (GGUF
+//! files run on llama.cpp, the `gguf` backend). Everything else (templates, sampling, stop
+//! sequences) comes from the shared core.
 
 pub mod decoder;
-pub mod gguf;
 pub mod mlx_weights;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::Tensor;
@@ -13,10 +12,9 @@ use candle_core::Tensor;
 use crate::error::LoadError;
 use crate::generate::{GenerateOptions, LocalEngine, DEFAULT_PREFILL_CHUNK};
 use crate::job::ModelDescriptor;
-use crate::model_dir::{dir_name, CheckpointLayout, ModelDir};
-use crate::model_info::{is_gguf, ModelFormat, ModelInfo};
+use crate::model_dir::{CheckpointLayout, ModelDir};
 use crate::spec::LoadSpec;
-use crate::text::{read_tokenizer_file, TextCodec};
+use crate::text::TextCodec;
 use decoder::{Activation, Decoder, DecoderSpec, Embedding, Layer, Linear};
 use mlx_weights::MlxWeights;
 
@@ -80,28 +78,9 @@ pub fn load_mlx_dir(dir: &ModelDir) -> Result<Decoder, LoadError> {
 /// The CPU engine, concretely typed (tests and the bench reach its runner).
 pub type CpuEngine = LocalEngine<Decoder>;
 
-/// Loads a model directory or GGUF file on the CPU backend.
+/// Loads a model directory on the CPU backend.
 pub fn load_cpu(spec: &LoadSpec) -> Result<Arc<CpuEngine>, LoadError> {
     let path = &spec.model_path;
-    if is_gguf(path) {
-        // The tokenizer first: parsing it is the load's biggest transient, and it should not sit
-        // on top of the resident weights.
-        let info = gguf::inspect(path)?;
-        let tok_dir = gguf::tokenizer_dir(path, spec.tokenizer_dir.as_deref());
-        let codec = codec_from_dir(&tok_dir, &info.architecture, info.eos_token_id)?;
-        let model = gguf::load(path)?;
-        let max_context =
-            spec.max_context.unwrap_or(model.info.context_length).min(model.info.context_length);
-        let descriptor = ModelDescriptor {
-            model_id: spec.id_or(|| dir_name(path)),
-            params_b: model.info.params as f64 / 1e9,
-            max_context_tokens: max_context as u64,
-            engine: "cpu".into(),
-            throughput_tps_estimate: cpu_tps_estimate(model.info.params, 0.6),
-        };
-        let options = GenerateOptions { prefill_chunk: DEFAULT_PREFILL_CHUNK, max_context };
-        return Ok(Arc::new(LocalEngine::new(descriptor, codec, model.decoder, options)));
-    }
     let dir = ModelDir::open(path)?;
     dir.check_supported("cpu")?;
     let codec = TextCodec::from_model_dir(&dir)?;
@@ -123,64 +102,6 @@ pub fn load_cpu(spec: &LoadSpec) -> Result<Arc<CpuEngine>, LoadError> {
 /// Decode is memory-bound: ~10 GB/s of effective bandwidth over the weights' bytes per token.
 fn cpu_tps_estimate(params: u64, bytes_per_param: f64) -> f64 {
     (10e9 / (params.max(1) as f64 * bytes_per_param)).clamp(0.1, 1000.0)
-}
-
-/// A tokenizer directory that is not a full model directory (GGUF companions).
-fn codec_from_dir(dir: &Path, model_type: &str, eos: Option<u32>) -> Result<TextCodec, LoadError> {
-    let plain = dir.join("tokenizer.json");
-    let xz = dir.join("tokenizer.json.xz");
-    let tok_path = if plain.is_file() {
-        plain
-    } else if xz.is_file() {
-        xz
-    } else {
-        return Err(LoadError::MissingFile {
-            path: plain,
-            hint: "a GGUF model needs its Hugging Face tokenizer.json (or tokenizer.json.xz) and tokenizer_config.json beside it, or in the spec's tokenizer_dir".into(),
-        });
-    };
-    let bytes = read_tokenizer_file(&tok_path)?;
-    let tc_path = dir.join("tokenizer_config.json");
-    let config = match std::fs::read_to_string(&tc_path) {
-        Ok(t) => serde_json::from_str(&t).map_err(|e| LoadError::invalid(&tc_path, e))?,
-        Err(_) => serde_json::Value::Null,
-    };
-    let template = std::fs::read_to_string(dir.join("chat_template.jinja")).ok();
-    let family = if model_type == "gemma3" { "gemma3_text" } else { model_type };
-    TextCodec::from_parts(
-        &bytes,
-        &tok_path,
-        &config,
-        template.as_deref(),
-        family,
-        &eos.into_iter().collect::<Vec<_>>(),
-    )
-}
-
-/// What a GGUF file is, read without loading its weights.
-pub fn inspect_gguf(path: &Path) -> Result<ModelInfo, LoadError> {
-    let info = gguf::inspect(path)?;
-    let size = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?.len();
-    let tok_dir = gguf::tokenizer_dir(path, None);
-    Ok(ModelInfo {
-        model_id: dir_name(path),
-        path: path.to_path_buf(),
-        format: ModelFormat::Gguf,
-        cpu_supported: if gguf::SUPPORTED_GGUF_ARCHS.contains(&info.architecture.as_str()) {
-            Ok(())
-        } else {
-            Err(format!("GGUF architecture `{}` is not supported", info.architecture))
-        },
-        family: info.architecture,
-        quant_bits: None,
-        quant_group_size: None,
-        gguf_type: Some(info.main_dtype),
-        params: info.params,
-        size_on_disk: size,
-        max_context: info.context_length,
-        kv_bytes_per_token: 0,
-        has_chat_template: tok_dir.join("tokenizer_config.json").is_file(),
-    })
 }
 
 /// `x` rounded to the nearest bfloat16 (ties to even), as an f32.
