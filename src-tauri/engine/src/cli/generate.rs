@@ -15,11 +15,16 @@ pub struct GenerateArgs {
     #[command(flatten)]
     engine: EngineArgs,
     /// Raw prompt text, tokenized as is.
-    #[arg(long, conflicts_with = "chat", required_unless_present = "chat")]
+    #[arg(long, conflicts_with_all = ["chat", "messages"], required_unless_present_any = ["chat", "messages"])]
     prompt: Option<String>,
     /// A user message, rendered with the model's chat template.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "messages")]
     chat: Option<String>,
+    /// A whole conversation, rendered with the model's chat template: a JSON array of
+    /// `{"role": …, "content": …}` objects, system message included, e.g.
+    /// `[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]`.
+    #[arg(long, value_name = "JSON", value_parser = parse_messages)]
+    messages: Option<Conversation>,
     #[arg(long, default_value_t = 128)]
     max_tokens: u32,
     /// 0 is greedy.
@@ -43,13 +48,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let loaded_at = Instant::now();
     let engine = args.engine.load()?;
     let load_time = loaded_at.elapsed();
-    let prompt = match (args.prompt, args.chat) {
-        (Some(p), _) => Prompt::Raw(p),
-        (None, Some(c)) => Prompt::Chat(vec![ChatMessage { role: "user".into(), content: c }]),
-        (None, None) => bail!("give --prompt TEXT or --chat TEXT"),
-    };
     let request = GenerationRequest {
-        prompt,
+        prompt: prompt(args.prompt, args.chat, args.messages)?,
         max_tokens: args.max_tokens,
         sampling: SamplingParams {
             temperature: args.temperature,
@@ -108,6 +108,30 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+/// The conversation `--messages` gives (a newtype, so clap takes the array as one value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation(Vec<ChatMessage>);
+
+/// Parses `--messages`; the error says what shape is expected (clap adds the flag's name).
+fn parse_messages(json: &str) -> Result<Conversation, String> {
+    const SHAPE: &str = r#"expected a JSON array of {"role": "...", "content": "..."} objects, e.g. [{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]"#;
+    let messages: Vec<ChatMessage> = serde_json::from_str(json).map_err(|e| format!("{SHAPE}: {e}"))?;
+    if messages.is_empty() {
+        return Err(format!("the conversation is empty; {SHAPE}"));
+    }
+    Ok(Conversation(messages))
+}
+
+/// The prompt the flags give: raw text, one user message, or a whole conversation.
+fn prompt(raw: Option<String>, chat: Option<String>, messages: Option<Conversation>) -> Result<Prompt> {
+    Ok(match (raw, chat, messages) {
+        (Some(p), None, None) => Prompt::Raw(p),
+        (None, Some(c), None) => Prompt::Chat(vec![ChatMessage { role: "user".into(), content: c }]),
+        (None, None, Some(Conversation(m))) => Prompt::Chat(m),
+        _ => bail!("give exactly one of --prompt TEXT, --chat TEXT or --messages JSON"),
+    })
+}
+
 #[derive(Args)]
 pub struct BenchArgs {
     #[command(flatten)]
@@ -155,4 +179,85 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: GenerateArgs,
+    }
+
+    fn parse(flags: &[&str]) -> Result<GenerateArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("generate").chain(flags.iter().copied())).map(|c| c.args)
+    }
+
+    fn message(role: &str, content: &str) -> ChatMessage {
+        ChatMessage { role: role.into(), content: content.into() }
+    }
+
+    #[test]
+    fn messages_give_the_whole_conversation_system_message_included() {
+        let json = r#"[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"},
+            {"role":"assistant","content":"Hello."},{"role":"user","content":"Again"}]"#;
+        let args = parse(&["--messages", json]).unwrap();
+        let want = vec![
+            message("system", "Be brief."),
+            message("user", "Hi"),
+            message("assistant", "Hello."),
+            message("user", "Again"),
+        ];
+        assert_eq!(prompt(args.prompt, args.chat, args.messages).unwrap(), Prompt::Chat(want));
+    }
+
+    #[test]
+    fn chat_and_prompt_still_work() {
+        let args = parse(&["--chat", "Hi"]).unwrap();
+        assert_eq!(
+            prompt(args.prompt, args.chat, args.messages).unwrap(),
+            Prompt::Chat(vec![message("user", "Hi")])
+        );
+        let args = parse(&["--prompt", "Once"]).unwrap();
+        assert_eq!(prompt(args.prompt, args.chat, args.messages).unwrap(), Prompt::Raw("Once".into()));
+    }
+
+    #[test]
+    fn bad_messages_name_the_flag_and_the_expected_shape() {
+        for bad in [
+            "{not json",
+            r#"{"role":"user","content":"Hi"}"#,
+            r#"[{"role":"user"}]"#,
+            r#"[{"role":"user","content":["parts"]}]"#,
+            "[]",
+        ] {
+            let err = parse(&["--messages", bad]).err().unwrap_or_else(|| panic!("{bad} was accepted"));
+            let text = err.to_string();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}: {text}");
+            assert!(text.contains("--messages"), "{bad}: {text}");
+            assert!(
+                text.contains(r#"JSON array of {"role": "...", "content": "..."} objects"#),
+                "{bad}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn exactly_one_prompt_flag() {
+        let messages = r#"[{"role":"user","content":"Hi"}]"#;
+        for flags in [
+            &["--prompt", "x", "--messages", messages][..],
+            &["--chat", "x", "--messages", messages],
+            &["--prompt", "x", "--chat", "y"],
+        ] {
+            let err = parse(flags).err().unwrap_or_else(|| panic!("{flags:?} was accepted"));
+            assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict, "{flags:?}: {err}");
+        }
+        let err = parse(&["--max-tokens", "4"]).err().expect("no prompt was accepted");
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument, "{err}");
+    }
 }
