@@ -16,7 +16,7 @@
 //! | [`pool`] | the in-process local pool with test-friendly timings |
 //! | [`certs`] | self-signed certificates for `wss://` and `https://` |
 //! | [`ledger_fixtures`] | job records for ledger tests |
-//! | [`shared_fixtures`] | where the shared model fixtures live |
+//! | [`shared_fixtures`] | where the shared model fixtures live; the Pythons that generate the others |
 //! | [`files`] | writing files the way editors do |
 //!
 //! Why a crate and not a `tests/common` module: a module included with `mod common;` is compiled

@@ -1,5 +1,6 @@
 //! Where the shared fixtures live: model directories, their mlx_lm oracles and tokenizers, kept
-//! outside the repository in `shared/` (beside the clone, or wherever `HEARTH_SHARED_DIR` says).
+//! outside the repository in `shared/` (beside the clone, or wherever `HEARTH_SHARED_DIR` says) —
+//! and the Pythons whose packages generate the other model fixtures and their oracles at test time.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -36,8 +37,37 @@ pub fn oracle(name: &str) -> serde_json::Value {
 /// test — unless `HEARTH_REQUIRE_MODELS` is set (scripts/test.sh), which makes it a failure.
 pub fn mlx_lm_python() -> Option<String> {
     let python = std::env::var("HEARTH_MLX_LM_PYTHON").unwrap_or_else(|_| "python3".into());
+    python_that_imports(
+        python,
+        "mlx_lm",
+        "scripts/test.sh provisions it (HEARTH_MLX_LM_PYTHON)",
+        "pip install 'mlx[cpu]' mlx-lm and set HEARTH_MLX_LM_PYTHON",
+    )
+}
+
+/// The Python of the venv `.ci/run` provisions with the tests' Python peers and oracles.
+pub const CI_VENV_PYTHON: &str = "/var/tmp/hearth-venv/bin/python";
+
+/// A Python that can import `gguf` and `llama_cpp` (llama-cpp-python), which write the tiny GGUF
+/// models and their oracles: `HEARTH_GGUF_PYTHON`, else the CI venv's if it exists, else `python3`.
+/// `None` means skip the test — unless `HEARTH_REQUIRE_MODELS` is set, which makes it a failure.
+pub fn gguf_python() -> Option<String> {
+    let python = std::env::var("HEARTH_GGUF_PYTHON").unwrap_or_else(|_| {
+        if std::path::Path::new(CI_VENV_PYTHON).is_file() { CI_VENV_PYTHON } else { "python3" }.into()
+    });
+    python_that_imports(
+        python,
+        "gguf, llama_cpp",
+        ".ci/run provisions it in /var/tmp/hearth-venv (HEARTH_GGUF_PYTHON)",
+        "pip install gguf llama-cpp-python and set HEARTH_GGUF_PYTHON",
+    )
+}
+
+/// `python` if it can `import modules`; otherwise `None` (skip, printing `install`), or a panic
+/// saying `provisioned` when `HEARTH_REQUIRE_MODELS` is set.
+fn python_that_imports(python: String, modules: &str, provisioned: &str, install: &str) -> Option<String> {
     let ok = Command::new(&python)
-        .args(["-c", "import mlx_lm"])
+        .args(["-c", &format!("import {modules}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -47,10 +77,8 @@ pub fn mlx_lm_python() -> Option<String> {
     }
     assert!(
         std::env::var_os("HEARTH_REQUIRE_MODELS").is_none(),
-        "{python} cannot import mlx_lm; scripts/test.sh provisions it (HEARTH_MLX_LM_PYTHON)"
+        "{python} cannot import {modules}; {provisioned}"
     );
-    println!(
-        "SKIP: {python} cannot import mlx_lm; pip install 'mlx[cpu]' mlx-lm and set HEARTH_MLX_LM_PYTHON"
-    );
+    println!("SKIP: {python} cannot import {modules}; {install}");
     None
 }
