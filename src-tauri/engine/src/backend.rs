@@ -62,7 +62,8 @@ pub struct SettingsView {
 pub struct EffectiveSettings {
     pub coordinator: String,
     pub provider_id: String,
-    pub slots: u32,
+    /// `null`: the engine chooses when it loads (the status's `slots_total` says what it chose).
+    pub slots: Option<u32>,
     pub engine: EngineKind,
     pub model_id: Option<String>,
     pub model_path: Option<PathBuf>,

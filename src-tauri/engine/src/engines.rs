@@ -3,7 +3,7 @@
 //! Tauri shell hand to the [`App`](crate::app::App), so the two cannot disagree on how a model is
 //! loaded.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use hearth_inference::scripted::ScriptedEngine;
@@ -19,6 +19,8 @@ pub struct EngineChoice {
     pub model_path: Option<PathBuf>,
     /// The local OpenAI-compatible server of the loopback engine (the settings' `loopback_url`).
     pub loopback_url: Option<String>,
+    /// Jobs to run together; `None` lets the engine choose (see [`slots_offered`]).
+    pub slots: Option<u32>,
 }
 
 /// Builds (loads) an engine. Called on the supervisor task each time a provider starts; an `Err` is
@@ -40,20 +42,13 @@ pub fn default_kind(has_model: bool) -> EngineKind {
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub loopback_url: Option<String>,
-    /// Unused: a GGUF file carries its own tokenizer and template now. Kept until the CLI's
-    /// `--tokenizer-dir` and `hearth local`'s provisioning stop setting it.
-    pub tokenizer_dir: Option<PathBuf>,
 }
 
 /// Loads an engine. Slow for real models (reads every weight): call it off the async runtime.
-pub fn load(
-    kind: EngineKind,
-    model: Option<&Path>,
-    model_id: Option<&str>,
-    options: &LoadOptions,
-) -> Result<Arc<dyn Engine>, String> {
+pub fn load(choice: &EngineChoice, options: &LoadOptions) -> Result<Arc<dyn Engine>, String> {
     use hearth_inference::Backend;
-    let backend = match kind {
+    let (model, model_id) = (choice.model_path.as_deref(), choice.model_id.as_deref());
+    let backend = match choice.kind {
         EngineKind::Scripted => {
             if model.is_none() {
                 return Ok(Arc::new(ScriptedEngine::new(model_id.unwrap_or("hearth-scripted"))));
@@ -64,7 +59,7 @@ pub fn load(
         EngineKind::Mlx => Backend::Mlx,
         EngineKind::Gguf => Backend::Gguf,
         EngineKind::Loopback => Backend::Loopback {
-            base_url: options.loopback_url.clone().ok_or(
+            base_url: options.loopback_url.clone().or_else(|| choice.loopback_url.clone()).ok_or(
                 "the loopback engine needs a server URL (--loopback-url or the loopback_url setting), \
                  e.g. http://127.0.0.1:8080/v1",
             )?,
@@ -82,20 +77,22 @@ pub fn load(
     };
     let mut spec = hearth_inference::LoadSpec::new(path, backend);
     spec.model_id = model_id.map(str::to_string);
+    spec.slots = choice.slots.map(|n| n as usize);
+    spec.ram_bytes = crate::system::total_ram_bytes();
     hearth_inference::load_engine(&spec).map_err(|e| e.to_string())
+}
+
+/// The slots to offer the coordinator for a loaded engine: the engine's own number when it has
+/// one (the gguf engine's sequences, chosen from RAM unless `asked`), else what was asked, else one.
+pub fn slots_offered(engine: &dyn Engine, asked: Option<u32>) -> u32 {
+    engine.slots().map(|n| n as u32).or(asked).unwrap_or(1)
 }
 
 /// The app's engine factory: the settings' choice (engine, model, loopback URL), with `options`
 /// from the command line on top.
 pub fn factory(options: &LoadOptions) -> EngineFactory {
     let options = options.clone();
-    Arc::new(move |choice: &EngineChoice| {
-        let mut options = options.clone();
-        if options.loopback_url.is_none() {
-            options.loopback_url = choice.loopback_url.clone();
-        }
-        load(choice.kind, choice.model_path.as_deref(), choice.model_id.as_deref(), &options)
-    })
+    Arc::new(move |choice: &EngineChoice| load(choice, &options))
 }
 
 #[cfg(test)]
@@ -108,6 +105,7 @@ mod tests {
             model_id: None,
             model_path: None,
             loopback_url: loopback_url.map(str::to_string),
+            slots: None,
         }
     }
 
@@ -135,7 +133,8 @@ mod tests {
         let err = f(&choice(EngineKind::Gguf, None)).err().expect("gguf without a model");
         assert!(err.contains("no model chosen"), "{err}");
         let dir = std::env::temp_dir();
-        let err = load(EngineKind::Gguf, Some(&dir), None, &LoadOptions::default()).err().expect("a folder");
+        let folder = EngineChoice { model_path: Some(dir), ..choice(EngineKind::Gguf, None) };
+        let err = load(&folder, &LoadOptions::default()).err().expect("a folder");
         assert!(err.contains(".gguf file"), "{err}");
     }
 
@@ -150,8 +149,7 @@ mod tests {
             .expect("nothing listens there");
         assert!(err.contains(&closed.to_string()), "the settings' URL was asked: {err}");
 
-        let flag =
-            LoadOptions { loopback_url: Some("http://127.0.0.1:1/flag/v1".into()), ..Default::default() };
+        let flag = LoadOptions { loopback_url: Some("http://127.0.0.1:1/flag/v1".into()) };
         let err =
             factory(&flag)(&choice(EngineKind::Loopback, Some(&from_settings))).err().expect("closed too");
         assert!(!err.contains(&closed.to_string()), "the command line wins: {err}");

@@ -83,7 +83,8 @@ struct ServeArgs {
     /// This provider's id (letters, digits, '-', '_', '.'); default: the settings' `provider_id`.
     #[arg(long)]
     provider_id: Option<String>,
-    /// Concurrent requests; default: the settings' `slots`.
+    /// Concurrent requests; default: the settings' `slots`, else the engine's choice (the gguf
+    /// engine: from RAM and the model's size, at most 4; others: 1).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
     slots: Option<u32>,
     #[command(flatten)]
@@ -126,24 +127,23 @@ struct EngineArgs {
     /// The local OpenAI-compatible server for `--engine loopback`, e.g. http://127.0.0.1:8080/v1.
     #[arg(long)]
     loopback_url: Option<String>,
-    /// Where a GGUF model's tokenizer.json(.xz) and tokenizer_config.json are, if not beside it.
-    #[arg(long)]
-    tokenizer_dir: Option<PathBuf>,
 }
 
 impl EngineArgs {
     fn load_options(&self) -> cli::engine::LoadOptions {
-        cli::engine::LoadOptions {
-            loopback_url: self.loopback_url.clone(),
-            tokenizer_dir: self.tokenizer_dir.clone(),
-        }
+        cli::engine::LoadOptions { loopback_url: self.loopback_url.clone() }
     }
 
     /// Loads the engine these flags name (for the one-shot commands: generate, bench).
     fn load(&self) -> Result<std::sync::Arc<dyn hearth_inference::Engine>> {
-        let kind = cli::engine::resolve_kind(self.engine, self.model.is_some());
-        cli::engine::load(kind, self.model.as_deref(), self.model_id.as_deref(), &self.load_options())
-            .map_err(anyhow::Error::msg)
+        let choice = cli::engine::EngineChoice {
+            kind: cli::engine::resolve_kind(self.engine, self.model.is_some()),
+            model_id: self.model_id.clone(),
+            model_path: self.model.clone(),
+            loopback_url: None,
+            slots: None,
+        };
+        cli::engine::load(&choice, &self.load_options()).map_err(anyhow::Error::msg)
     }
 }
 

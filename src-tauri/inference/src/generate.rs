@@ -28,6 +28,11 @@ pub trait ForwardModel {
 /// Loaded weights that can start jobs. Shared across threads; each job gets its own session.
 pub trait ModelRunner: Send + Sync + 'static {
     fn session(&self) -> Result<Box<dyn ForwardModel + '_>, EngineError>;
+
+    /// Sessions that run together (see [`Engine::slots`]).
+    fn slots(&self) -> Option<usize> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -192,5 +197,9 @@ impl<R: ModelRunner> Engine for LocalEngine<R> {
     ) -> Result<GenerationOutcome, EngineError> {
         let mut session = self.runner.session()?;
         run_generation(&self.codec, session.as_mut(), request, self.options, cancel, on_event)
+    }
+
+    fn slots(&self) -> Option<usize> {
+        self.runner.slots()
     }
 }

@@ -130,4 +130,10 @@ pub trait Engine: Send + Sync + 'static {
         cancel: &CancelToken,
         on_event: &mut dyn FnMut(GenerationEvent),
     ) -> Result<GenerationOutcome, EngineError>;
+
+    /// How many jobs this engine runs together, when it has a number of its own (the gguf
+    /// engine's llama.cpp sequences); `None` when any number may run side by side.
+    fn slots(&self) -> Option<usize> {
+        None
+    }
 }

@@ -42,13 +42,25 @@ pub struct LoadSpec {
     pub backend: Backend,
     /// The id announced to buyers; defaults to the directory (or file stem) name.
     pub model_id: Option<String>,
-    /// Caps prompt + completion tokens below the model's own limit.
+    /// Caps prompt + completion tokens below the model's own limit (per job).
     pub max_context: Option<usize>,
+    /// Jobs the gguf engine decodes together; `None` chooses from `ram_bytes` and the model's
+    /// size. Other backends run any number side by side and ignore it.
+    pub slots: Option<usize>,
+    /// This machine's memory, for that choice (the caller knows the OS; unknown means one slot).
+    pub ram_bytes: Option<u64>,
 }
 
 impl LoadSpec {
     pub fn new(model_path: impl Into<PathBuf>, backend: Backend) -> Self {
-        Self { model_path: model_path.into(), backend, model_id: None, max_context: None }
+        Self {
+            model_path: model_path.into(),
+            backend,
+            model_id: None,
+            max_context: None,
+            slots: None,
+            ram_bytes: None,
+        }
     }
 
     pub(crate) fn id_or(&self, default: impl FnOnce() -> String) -> String {

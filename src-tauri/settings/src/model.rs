@@ -96,9 +96,10 @@ pub struct Settings {
     /// Base URL of the local OpenAI-compatible server; required when `engine = "loopback"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loopback_url: Option<String>,
-    /// Concurrent jobs offered to the coordinator (it clamps to 8).
-    #[serde(default = "default_slots")]
-    pub slots: u32,
+    /// Concurrent jobs offered to the coordinator (1 to 8). Left out, the engine chooses: the gguf
+    /// engine as many as fit half the RAM beside the model (at most four), the others one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<u32>,
     #[serde(default)]
     pub start_at_login: bool,
     /// Stop taking work on battery power (drain, then go offline until plugged in).
@@ -107,10 +108,6 @@ pub struct Settings {
     /// Port of the local control API on 127.0.0.1; `None` picks a free one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_port: Option<u16>,
-}
-
-fn default_slots() -> u32 {
-    1
 }
 
 fn default_true() -> bool {
@@ -128,7 +125,7 @@ impl Default for Settings {
             model_folders: Vec::new(),
             engine: EngineKind::default(),
             loopback_url: None,
-            slots: default_slots(),
+            slots: None,
             start_at_login: false,
             pause_on_battery: true,
             control_port: None,

@@ -44,7 +44,7 @@ mod tests {
     fn put_bodies_merge_and_name_the_bad_field() {
         let current = Settings { provider_id: "p1".into(), ..Settings::default() };
         let s = merge_json(&current, br#"{"slots": 3}"#).unwrap();
-        assert_eq!((s.slots, s.provider_id.as_str()), (3, "p1"));
+        assert_eq!((s.slots, s.provider_id.as_str()), (Some(3), "p1"));
         let e = merge_json(&current, br#"{"slots": "two"}"#).unwrap_err();
         assert_eq!(e[0].field, "slots");
         let e = merge_json(&current, br#"{"slot": 2}"#).unwrap_err();

@@ -132,14 +132,13 @@ impl Settings {
             }
             _ => {}
         }
-        if !SLOTS_RANGE.contains(&self.slots) {
+        if let Some(slots) = self.slots.filter(|n| !SLOTS_RANGE.contains(n)) {
             errors.push(FieldError::new(
                 "slots",
                 format!(
-                    "must be between {} and {} (got {})",
+                    "must be between {} and {} (got {slots}); leave it out to let the engine choose",
                     SLOTS_RANGE.start(),
                     SLOTS_RANGE.end(),
-                    self.slots
                 ),
             ));
         }
@@ -176,7 +175,7 @@ mod tests {
         a.validate().unwrap();
         assert!(is_safe_provider_id(&a.provider_id));
         assert_ne!(a.provider_id, Settings::default().provider_id);
-        assert_eq!(a.slots, 1);
+        assert_eq!(a.slots, None, "the engine chooses");
         assert!(a.pause_on_battery);
         assert_eq!(a.coordinator, Coordinator::LocalPool);
     }
@@ -230,12 +229,12 @@ mod tests {
     #[test]
     fn slots_engine_paths_and_ports() {
         for bad in [0, 9, 100] {
-            let e = errs(&Settings { slots: bad, ..base() });
+            let e = errs(&Settings { slots: Some(bad), ..base() });
             assert_eq!(e[0].field, "slots");
             assert!(e[0].message.starts_with("must be between 1 and 8"), "{}", e[0]);
         }
         for good in 1..=8 {
-            Settings { slots: good, ..base() }.validate().unwrap();
+            Settings { slots: Some(good), ..base() }.validate().unwrap();
         }
         let e = errs(&Settings { engine: EngineKind::Loopback, ..base() });
         assert_eq!(e[0].field, "loopback_url");
@@ -283,7 +282,7 @@ mod tests {
         let s = Settings {
             coordinator: Coordinator::Url("ws://example.com/ws/provider".into()),
             provider_id: "bad id".into(),
-            slots: 9,
+            slots: Some(9),
             ..base()
         };
         let fields: Vec<_> = errs(&s).into_iter().map(|e| e.field).collect();
@@ -316,7 +315,10 @@ mod tests {
 
         // Values that parse but are invalid go through validate.
         let e = Settings::from_toml_str("provider_id = \"a\"\nslots = 12\n").unwrap_err();
-        assert_eq!(e[0].to_string(), "slots: must be between 1 and 8 (got 12)");
+        assert_eq!(
+            e[0].to_string(),
+            "slots: must be between 1 and 8 (got 12); leave it out to let the engine choose"
+        );
     }
 
     #[test]
@@ -327,7 +329,7 @@ mod tests {
             model_folders: vec!["/Volumes/Models".into(), "/opt/gguf".into()],
             engine: EngineKind::Loopback,
             loopback_url: Some("http://127.0.0.1:8080/v1".into()),
-            slots: 4,
+            slots: Some(4),
             start_at_login: true,
             pause_on_battery: false,
             control_port: Some(7777),
@@ -340,7 +342,8 @@ mod tests {
 
         let minimal = Settings::from_toml_str("provider_id = \"m\"\n").unwrap();
         assert_eq!(minimal.coordinator, Coordinator::LocalPool);
-        assert_eq!(minimal.slots, 1);
+        assert_eq!(minimal.slots, None);
+        assert!(!minimal.to_toml_string().contains("slots"));
         assert!(!minimal.to_toml_string().contains("model_path"));
         assert!(!minimal.to_toml_string().contains("model_folders"));
         assert!(minimal.model_folders.is_empty());

@@ -6,7 +6,7 @@ fn settings() -> Settings {
     Settings {
         provider_id: "studio-m2".into(),
         coordinator: Coordinator::Url("wss://coord.example.com/ws/provider".into()),
-        slots: 2,
+        slots: Some(2),
         ..Settings::default()
     }
 }
@@ -20,9 +20,9 @@ fn save_then_load_round_trips_atomically_and_privately() {
     assert_eq!(store.load().unwrap(), settings());
 
     let mut changed = settings();
-    changed.slots = 3;
+    changed.slots = Some(3);
     store.save(&changed).unwrap();
-    assert_eq!(store.load().unwrap().slots, 3);
+    assert_eq!(store.load().unwrap().slots, Some(3));
 
     // Only the settings file is left: no temp files.
     let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
@@ -48,7 +48,7 @@ fn an_invalid_save_is_refused_and_the_file_is_untouched() {
     store.save(&settings()).unwrap();
     let before = std::fs::read_to_string(store.path()).unwrap();
 
-    let bad = Settings { slots: 0, ..settings() };
+    let bad = Settings { slots: Some(0), ..settings() };
     let err = store.save(&bad).unwrap_err();
     let fields = err.field_errors().unwrap();
     assert_eq!(fields[0].to_string(), "slots: must be between 1 and 8 (got 0)");

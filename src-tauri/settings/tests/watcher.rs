@@ -25,19 +25,19 @@ async fn external_edits_apply_live_invalid_ones_are_rejected_and_fixes_apply_aga
     let watcher = SettingsWatcher::start_with_debounce(&path, Duration::from_millis(100)).unwrap();
     let mut events = watcher.subscribe();
     let mut current = watcher.watch();
-    assert_eq!(watcher.current().slots, 1);
+    assert_eq!(watcher.current().slots, Some(1));
 
     // 1. A valid in-place edit is applied.
     let started = std::time::Instant::now();
     std::fs::write(&path, file(3)).unwrap();
     match next_event(&mut events).await {
-        SettingsEvent::Applied(s) => assert_eq!(s.slots, 3),
+        SettingsEvent::Applied(s) => assert_eq!(s.slots, Some(3)),
         other => panic!("expected Applied, got {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
-    assert_eq!(watcher.current().slots, 3);
+    assert_eq!(watcher.current().slots, Some(3));
     assert!(current.has_changed().unwrap());
-    assert_eq!(current.borrow_and_update().slots, 3);
+    assert_eq!(current.borrow_and_update().slots, Some(3));
 
     // 2. An invalid edit is rejected with field errors; the last good settings stay.
     save_like_an_editor(
@@ -52,7 +52,7 @@ async fn external_edits_apply_live_invalid_ones_are_rejected_and_fixes_apply_aga
         }
         other => panic!("expected Rejected, got {other:?}"),
     }
-    assert_eq!(watcher.current().slots, 3);
+    assert_eq!(watcher.current().slots, Some(3));
     assert!(!current.has_changed().unwrap());
 
     // A syntax error is rejected too, with its position.
@@ -61,19 +61,19 @@ async fn external_edits_apply_live_invalid_ones_are_rejected_and_fixes_apply_aga
         SettingsEvent::Rejected { errors } => assert!(errors[0].message.contains("line 1"), "{errors:?}"),
         other => panic!("expected Rejected, got {other:?}"),
     }
-    assert_eq!(watcher.current().slots, 3);
+    assert_eq!(watcher.current().slots, Some(3));
 
     // 3. The fix is applied again.
     save_like_an_editor(&path, &file(5));
     match next_event(&mut events).await {
-        SettingsEvent::Applied(s) => assert_eq!(s.slots, 5),
+        SettingsEvent::Applied(s) => assert_eq!(s.slots, Some(5)),
         other => panic!("expected Applied, got {other:?}"),
     }
-    assert_eq!(watcher.current().slots, 5);
+    assert_eq!(watcher.current().slots, Some(5));
 
     // 4. The app's own atomic save is seen like any other edit.
     let mut s: Settings = watcher.current();
-    s.slots = 6;
+    s.slots = Some(6);
     SettingsStore::new(&path).save(&s).unwrap();
     match next_event(&mut events).await {
         SettingsEvent::Applied(got) => assert_eq!(got, s),
@@ -86,10 +86,10 @@ async fn external_edits_apply_live_invalid_ones_are_rejected_and_fixes_apply_aga
         SettingsEvent::Rejected { errors } => assert_eq!(errors[0].field, "file"),
         other => panic!("expected Rejected, got {other:?}"),
     }
-    assert_eq!(watcher.current().slots, 6);
+    assert_eq!(watcher.current().slots, Some(6));
     std::fs::write(&path, file(2)).unwrap();
     match next_event(&mut events).await {
-        SettingsEvent::Applied(s) => assert_eq!(s.slots, 2),
+        SettingsEvent::Applied(s) => assert_eq!(s.slots, Some(2)),
         other => panic!("expected Applied, got {other:?}"),
     }
 }

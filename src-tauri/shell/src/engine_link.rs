@@ -120,16 +120,16 @@ mod tests {
         let link = EngineLink::start_with(paths, false).await.unwrap();
 
         let saved = link.call(|b| b.put_settings(br#"{"slots": 3}"#)).await.unwrap().unwrap();
-        assert_eq!(saved.slots, 3);
+        assert_eq!(saved.slots, Some(3));
         let view = link.call(|b| b.settings()).await.unwrap();
-        assert_eq!((view.settings.slots, view.effective.slots), (3, 3));
+        assert_eq!((view.settings.slots, view.effective.slots), (Some(3), Some(3)));
 
         let refused = link.call(|b| b.put_settings(br#"{"slots": 9}"#)).await.unwrap().unwrap_err();
         let hearth_engine::backend::PutSettingsError::Invalid(errors) = refused else {
             panic!("refused field by field: {refused:?}")
         };
         assert_eq!(errors[0].field, "slots");
-        assert_eq!(link.call(|b| b.settings()).await.unwrap().settings.slots, 3, "nothing saved");
+        assert_eq!(link.call(|b| b.settings()).await.unwrap().settings.slots, Some(3), "nothing saved");
 
         link.shutdown().await;
         assert!(matches!(link.call(|b| b.settings()).await, Err(LinkError::Gone)));

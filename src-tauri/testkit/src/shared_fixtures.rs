@@ -82,3 +82,18 @@ fn python_that_imports(python: String, modules: &str, provisioned: &str, install
     println!("SKIP: {python} cannot import {modules}; {install}");
     None
 }
+
+/// The real Gemma 3 270M GGUF (`HEARTH_GEMMA_GGUF`, provisioned by scripts/fetch-gemma.sh from its
+/// PyPI package). `None` means skip the test, saying why — unless `HEARTH_REQUIRE_MODELS` is set,
+/// which makes it a failure.
+pub fn gemma_gguf() -> Option<PathBuf> {
+    let found = std::env::var_os("HEARTH_GEMMA_GGUF").map(PathBuf::from).filter(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("HEARTH_REQUIRE_MODELS").is_none(),
+            "HEARTH_GEMMA_GGUF must name the Gemma GGUF (scripts/fetch-gemma.sh provisions it)"
+        );
+        println!("SKIP: HEARTH_GEMMA_GGUF is not set to an existing file; run scripts/fetch-gemma.sh");
+    }
+    found
+}

@@ -1,4 +1,4 @@
-//! [`ProviderChoice`]: what the provider serves with — coordinator, identity, slots and engine —
+//! [`ProviderChoice`]: what the provider serves with — coordinator, identity and engine (with its slots) —
 //! the settings in force with the command line's [`Overrides`] applied. A provider session is
 //! started from one, and a change of it is what makes the supervisor restart the session.
 
@@ -12,7 +12,6 @@ use crate::engines::EngineChoice;
 pub(super) struct ProviderChoice {
     pub coordinator: Coordinator,
     pub provider_id: String,
-    pub slots: u32,
     pub engine: EngineChoice,
 }
 
@@ -23,12 +22,12 @@ impl ProviderChoice {
         ProviderChoice {
             coordinator: o.coordinator.clone().map(Coordinator::Url).unwrap_or_else(|| s.coordinator.clone()),
             provider_id: o.provider_id.clone().unwrap_or_else(|| s.provider_id.clone()),
-            slots: o.slots.unwrap_or(s.slots),
             engine: EngineChoice {
                 kind: o.engine.unwrap_or(s.engine),
                 model_id: o.model_id.clone(),
                 model_path: o.model_path.clone().or_else(|| s.model_path.clone()),
                 loopback_url: s.loopback_url.clone(),
+                slots: o.slots.or(s.slots),
             },
         }
     }
@@ -42,10 +41,19 @@ mod tests {
 
     #[test]
     fn overrides_win_and_are_listed() {
-        let s = Settings { provider_id: "file-id".into(), slots: 2, ..Settings::default() };
+        let s = Settings { provider_id: "file-id".into(), slots: Some(2), ..Settings::default() };
         let o = Overrides { slots: Some(4), engine: Some(EngineKind::Scripted), ..Default::default() };
         let sp = ProviderChoice::of(&s, &o);
-        assert_eq!((sp.slots, sp.provider_id.as_str(), sp.engine.kind), (4, "file-id", EngineKind::Scripted));
+        assert_eq!(
+            (sp.engine.slots, sp.provider_id.as_str(), sp.engine.kind),
+            (Some(4), "file-id", EngineKind::Scripted)
+        );
+        let unset = Settings { slots: None, ..s };
+        assert_eq!(
+            ProviderChoice::of(&unset, &Overrides::default()).engine.slots,
+            None,
+            "the engine chooses"
+        );
         assert_eq!(o.pinned(), ["slots", "engine"]);
     }
 }

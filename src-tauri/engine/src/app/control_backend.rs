@@ -34,7 +34,7 @@ impl ControlBackend for AppState {
             effective: EffectiveSettings {
                 coordinator: choice.coordinator.to_string(),
                 provider_id: choice.provider_id,
-                slots: choice.slots,
+                slots: choice.engine.slots,
                 engine: choice.engine.kind,
                 model_id: choice.engine.model_id,
                 model_path: choice.engine.model_path,

@@ -175,7 +175,7 @@ fn initial_status(settings: &Settings, config: &AppConfig, settings_path: &Path)
         &choice.provider_id,
         choice.engine.model_id.as_deref().unwrap_or(""),
         &format!("{:?}", choice.engine.kind).to_lowercase(),
-        choice.slots,
+        choice.engine.slots.unwrap_or(1),
         &choice.coordinator.to_string(),
     );
     initial.idle_alert_after_s = config.idle_alert.as_secs();

@@ -196,7 +196,7 @@ impl Supervisor {
             Err(_) => None,
         };
         let mut config = ProviderConfig::new(url.clone(), choice.provider_id.clone());
-        config.slots = choice.slots;
+        config.slots = crate::engines::slots_offered(engine.as_ref(), choice.engine.slots);
         config.token = token.as_ref().map(|t| t.expose().to_string());
         if let Some(tune) = &self.tune {
             tune(&mut config);
@@ -207,7 +207,7 @@ impl Supervisor {
             status: Some(self.state.hub.clone()),
             job_sink: Some(self.recorder.sink()),
         };
-        tracing::info!(coordinator = %url, provider_id = %choice.provider_id, slots = choice.slots, "starting the provider");
+        tracing::info!(coordinator = %url, provider_id = %choice.provider_id, slots = config.slots, "starting the provider");
         self.provider = Some(Provider::start_with(config, engine, options));
         let target = gateway_url(&url).map(|gateway_url| Target {
             gateway_url,

@@ -1,7 +1,7 @@
 //! The `--engine` flag. Loading itself lives in the library ([`hearth_engine::engines`]), shared
 //! with the Tauri shell.
 
-pub use hearth_engine::engines::{factory, load, LoadOptions};
+pub use hearth_engine::engines::{factory, load, EngineChoice, LoadOptions};
 use hearth_settings::EngineKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -36,6 +36,10 @@ pub struct LocalArgs {
     /// Where the pool listens for providers and buyers.
     #[arg(long, default_value = "127.0.0.1:8444")]
     listen: SocketAddr,
+    /// Requests served together (one batch on the gguf engine); default: the settings' `slots`,
+    /// else chosen from RAM and the model's size (at most 4).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    slots: Option<u32>,
 }
 
 pub async fn run(args: LocalArgs) -> Result<()> {
@@ -63,7 +67,7 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     config.overrides = Overrides {
         coordinator: Some(format!("ws://{addr}/ws/provider")),
         provider_id: None,
-        slots: None,
+        slots: args.slots,
         engine: Some(kind),
         model_id: args.engine.model_id.clone(),
         model_path: model,

@@ -17,6 +17,8 @@
 
 pub mod file;
 pub mod runtime;
+pub mod sizing;
+pub mod step_queue;
 pub mod templates;
 pub mod vocab;
 pub mod worker;
@@ -34,6 +36,7 @@ use crate::spec::LoadSpec;
 use crate::template::ChatTemplate;
 use crate::text::TextCodec;
 use file::{load_model, GgufFile};
+use sizing::{auto_slots, context_size};
 use vocab::GgufVocab;
 use worker::{ContextOptions, GgufRunner};
 
@@ -41,14 +44,6 @@ pub use runtime::{cpu_variant, system_info};
 
 /// The gguf engine, concretely typed (tests reach its codec).
 pub type GgufEngine = LocalEngine<GgufRunner>;
-
-/// The KV cache a job may fill by default, at llama.cpp's f16: the context is the model's own,
-/// cut down until its cache fits this. llama.cpp allocates the whole cache up front (unlike the
-/// cpu engine's, which grows), and a 128k-token context of an 8B model would take 16 GiB.
-const DEFAULT_KV_BUDGET_BYTES: u64 = 1 << 30;
-
-/// Contexts are whole multiples of this (llama.cpp pads to 256 anyway).
-const CONTEXT_STEP: usize = 256;
 
 /// Loads a GGUF file on llama.cpp.
 pub fn load(spec: &LoadSpec) -> Result<Arc<GgufEngine>, LoadError> {
@@ -62,10 +57,14 @@ pub fn load(spec: &LoadSpec) -> Result<Arc<GgufEngine>, LoadError> {
         n => n,
     };
     let max_context = context_size(trained, file.kv_bytes_per_token, spec.max_context);
+    let slots = spec.slots.unwrap_or_else(|| {
+        auto_slots(spec.ram_bytes, file.size_on_disk, max_context, file.kv_bytes_per_token)
+    });
     let options = ContextOptions {
         n_ctx: max_context as u32,
         n_batch: DEFAULT_PREFILL_CHUNK as u32,
         threads: threads() as i32,
+        slots: slots as u32,
     };
     let runner = GgufRunner::start(model, options)
         .map_err(|reason| LoadError::EngineUnavailable { engine: "gguf".into(), reason })?;
@@ -80,7 +79,7 @@ pub fn load(spec: &LoadSpec) -> Result<Arc<GgufEngine>, LoadError> {
     let options = GenerateOptions { prefill_chunk: DEFAULT_PREFILL_CHUNK, max_context };
     tracing::info!(
         model = %path.display(), architecture = %file.architecture, quantization = %file.file_type,
-        context = max_context, threads = threads(), cpu = ?cpu_variant(), "loaded on llama.cpp"
+        context = max_context, slots, threads = threads(), cpu = ?cpu_variant(), "loaded on llama.cpp"
     );
     Ok(Arc::new(LocalEngine::new(descriptor, codec, runner, options)))
 }
@@ -133,21 +132,6 @@ fn has_token(vocab: &GgufVocab, text: &str) -> bool {
     vocab.token_id(text).is_some()
 }
 
-/// The context a job gets: what the spec asks for (at most the model's), else the model's own
-/// cut to [`DEFAULT_KV_BUDGET_BYTES`] of f16 cache.
-fn context_size(trained: usize, kv_bytes_per_token_f32: u64, asked: Option<usize>) -> usize {
-    let trained = if trained == 0 { 4096 } else { trained };
-    if let Some(n) = asked {
-        return n.clamp(1, trained);
-    }
-    let per_token = (kv_bytes_per_token_f32 / 2).max(1);
-    let fits = (DEFAULT_KV_BUDGET_BYTES / per_token) as usize;
-    if fits >= trained {
-        return trained;
-    }
-    (fits / CONTEXT_STEP * CONTEXT_STEP).max(CONTEXT_STEP.min(trained))
-}
-
 /// `HEARTH_THREADS`, else every core this process may use.
 fn threads() -> usize {
     std::env::var("HEARTH_THREADS")
@@ -161,7 +145,7 @@ fn threads() -> usize {
 mod tests {
     use std::path::{Path, PathBuf};
 
-    use super::{context_size, inspect};
+    use super::inspect;
     use crate::error::LoadError;
 
     /// A header-only GGUF (version 3, no tensors) with the given metadata.
@@ -246,16 +230,5 @@ mod tests {
         let r = reason(inspect(&path).unwrap_err());
         assert!(r.contains("not a readable GGUF file"), "{r}");
         assert!(matches!(inspect(&dir.path().join("absent.gguf")), Err(LoadError::NotFound(_))));
-    }
-
-    #[test]
-    fn the_context_fits_the_kv_budget_unless_asked() {
-        // Gemma 3 270M: 18 layers × 1 KV head × (256 + 256) × 4 bytes = 36 KiB per token at f32.
-        assert_eq!(context_size(32_768, 36_864, None), 32_768);
-        // Llama 3.1 8B: 32 × 8 × 256 × 4 = 256 KiB per token: 128k does not fit 1 GiB; 8k does.
-        assert_eq!(context_size(131_072, 262_144, None), 8192);
-        assert_eq!(context_size(131_072, 262_144, Some(100_000)), 100_000);
-        assert_eq!(context_size(2048, 262_144, Some(100_000)), 2048);
-        assert_eq!(context_size(0, 0, None), 4096);
     }
 }
