@@ -6,6 +6,10 @@
     a different build of llama.cpp: each side's CPU variant (the instruction sets its CPU code was
     compiled for, from llama.cpp's system info) is printed beside its numbers.
   * The tiny MLX 4-bit fixture: `hearth bench` (cpu engine) vs mlx_lm on MLX's CPU backend.
+  * Through `hearth local` (a real pool and session, real HTTP): N concurrent streamed requests
+    against one (`--streams`), aggregate decode tok/s and each stream's time to first token; and
+    the cold start, process start to the first completed request with the model cached, p50 of
+    `--cold-starts` runs.
 
 Every engine gets the same raw prompt (the words `hearth bench` uses, repeated), greedy decoding, the
 same number of generated tokens, the same thread count, and the median of several runs. Prints one
@@ -24,6 +28,9 @@ import subprocess
 import sys
 import time
 
+# Both sides of the GGUF row get this context, so their KV caches (and RSS) are alike.
+PEER_CONTEXT = 1024
+
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog"]
 
 
@@ -33,7 +40,7 @@ def prompt_text(n_words):
 
 def hearth_bench(hearth, model, args):
     # `--engine cpu`: a directory runs on candle, a .gguf file on llama.cpp (the JSON's `engine`).
-    cmd = [hearth, "bench", "--model", model, "--engine", "cpu", "--json",
+    cmd = [hearth, "bench", "--model", model, "--engine", "cpu", "--json", "--context", str(PEER_CONTEXT),
            "--prompt-tokens", str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens),
            "--runs", str(args.runs)]
     # The same thread count as the peer gets: candle sizes its pools from RAYON_NUM_THREADS, the
@@ -82,7 +89,7 @@ def llama_cpp_bench(gguf, args):
     from llama_cpp import Llama
     import numpy as np
 
-    llm = Llama(gguf, n_ctx=1024, n_threads=args.threads, n_threads_batch=args.threads, n_batch=512,
+    llm = Llama(gguf, n_ctx=PEER_CONTEXT, n_threads=args.threads, n_threads_batch=args.threads, n_batch=512,
                 verbose=False, logits_all=False)
     ids = llm.tokenize(prompt_text(args.prompt_tokens).encode(), add_bos=False, special=False)
     prefill, decode = [], []
@@ -137,6 +144,154 @@ def in_child(fn, *a):
     return r
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalHearth:
+    """`hearth local` in its own HEARTH_HOME, the default model already in its models folder (a
+    hard link or copy of --gguf), so no download is timed."""
+
+    def __init__(self, hearth, gguf, extra, threads):
+        import shutil
+        import tempfile
+        self.home = tempfile.mkdtemp(prefix="hearth-bench-")
+        models = os.path.join(self.home, "data", "models", "gemma-3-270m")
+        os.makedirs(models)
+        target = os.path.join(models, "gemma-3-270m-q4_k_m.gguf")
+        try:
+            os.link(gguf, target)
+        except OSError:
+            shutil.copy(gguf, target)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, HEARTH_HOME=self.home, RUST_LOG="warn", HEARTH_THREADS=str(threads))
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([hearth, "local", "--listen", f"127.0.0.1:{self.port}", *extra],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._shutil = shutil
+
+    def model(self, timeout=300):
+        import urllib.request
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hearth local exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.base}/v1/status", timeout=5) as r:
+                    status = json.load(r)
+                for m in status.get("models", []):
+                    if m.get("slots_free", 0) > 0:
+                        return m["id"]
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("hearth local was not serving in time")
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._shutil.rmtree(self.home, ignore_errors=True)
+
+
+def stream(base, model, prompt, max_tokens, start=None):
+    """One streamed chat completion; (time to first token, decode tok/s, completion tokens,
+    first and last token times). Decode speed counts the tokens after the first over the time
+    after it, as the engine rows do."""
+    import urllib.request
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}],
+                       "max_tokens": max_tokens, "temperature": 0, "stream": True,
+                       "stream_options": {"include_usage": True}}).encode()
+    req = urllib.request.Request(f"{base}/v1/chat/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+    if start is not None:
+        start.wait()
+    t0 = time.perf_counter()
+    first = last = None
+    tokens = None
+    with urllib.request.urlopen(req, timeout=300) as r:
+        for raw in r:
+            line = raw.decode().strip()
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            if event.get("usage"):
+                tokens = event["usage"]["completion_tokens"]
+            for choice in event.get("choices", []):
+                if choice.get("delta", {}).get("content"):
+                    now = time.perf_counter()
+                    first = first or now
+                    last = now
+    if first is None or not tokens:
+        raise RuntimeError("no tokens streamed")
+    tps = (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
+    return {"ttft_s": first - t0, "decode_tps": tps, "tokens": tokens, "first": first, "last": last}
+
+
+STORY = "Tell a long story about a lighthouse keeper and a storm, with many details."
+
+
+def concurrent_streams(hearth, gguf, args):
+    """One stream alone, then `--streams` at once, through `hearth local --slots N`."""
+    import threading
+    h = LocalHearth(hearth, gguf, ["--slots", str(args.streams)], args.threads)
+    try:
+        model = h.model()
+        stream(h.base, model, STORY, 8)  # warm up
+        singles = [stream(h.base, model, STORY, args.stream_tokens) for _ in range(3)]
+        single = statistics.median(r["decode_tps"] for r in singles)
+        start = threading.Barrier(args.streams)
+        results = [None] * args.streams
+        prompts = [f"{STORY} Story number {i + 1}." for i in range(args.streams)]
+
+        def run(i):
+            results[i] = stream(h.base, model, prompts[i], args.stream_tokens, start)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(args.streams)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # Aggregate decode: every token after each stream's first, over the span from the
+        # earliest first token to the latest last one.
+        span = max(r["last"] for r in results) - min(r["first"] for r in results)
+        aggregate = sum(r["tokens"] - 1 for r in results) / span
+        return {"threads": args.threads, "streams": args.streams, "single_stream_tps": single,
+                "single_ttft_s": statistics.median(r["ttft_s"] for r in singles),
+                "aggregate_tps": aggregate, "ratio": aggregate / single,
+                "stream_ttft_s": [r["ttft_s"] for r in results],
+                "stream_tokens": [r["tokens"] for r in results]}
+    finally:
+        h.close()
+
+
+def cold_starts(hearth, gguf, args):
+    """`hearth local` (no --model: the default model, already cached) from process start to the
+    first completed request, `--cold-starts` times."""
+    import urllib.request
+    times = []
+    for _ in range(args.cold_starts):
+        h = LocalHearth(hearth, gguf, [], args.threads)
+        try:
+            model = h.model()
+            body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Hi"}],
+                               "max_tokens": 8, "temperature": 0}).encode()
+            req = urllib.request.Request(f"{h.base}/v1/chat/completions", data=body,
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=300) as r:
+                json.load(r)
+            times.append(time.perf_counter() - h.started)
+        finally:
+            h.close()
+    return {"runs": len(times), "p50_s": statistics.median(times), "all_s": times}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hearth", required=True)
@@ -148,6 +303,10 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="threads for every engine (llama.cpp's n_threads/n_threads_batch, candle's pool)")
     ap.add_argument("--skip-mlx", action="store_true", help="only the GGUF row")
+    ap.add_argument("--streams", type=int, default=4,
+                    help="concurrent streams through `hearth local` (0 skips)")
+    ap.add_argument("--stream-tokens", type=int, default=96, help="max_tokens of each stream")
+    ap.add_argument("--cold-starts", type=int, default=5, help="timed cold starts (0 skips)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -179,8 +338,22 @@ def main():
         report.append({"model": model, "peer": peer, "hearth": h, "peer_result": p,
                        "prompt_ratio": pp, "generation_ratio": tg, "weights_bytes": w,
                        "hearth_rss_over_weights": rss})
+    local = {}
+    if args.streams > 0:
+        c = concurrent_streams(args.hearth, args.gguf, args)
+        local["streams"] = c
+        ttfts = ", ".join(f"{t:.2f}" for t in c["stream_ttft_s"])
+        print(f"\n{c['streams']} concurrent streams through hearth local (--slots {c['streams']}): "
+              f"aggregate {c['aggregate_tps']:.1f} tok/s vs one stream {c['single_stream_tps']:.1f} "
+              f"= {c['ratio']:.2f}x; time to first token {ttfts} s (alone {c['single_ttft_s']:.2f} s); "
+              f"tokens {c['stream_tokens']}")
+    if args.cold_starts > 0:
+        c = cold_starts(args.hearth, args.gguf, args)
+        local["cold_start"] = c
+        print(f"cold start (hearth local, model cached, to the first completed request): p50 "
+              f"{c['p50_s']:.2f} s of {c['runs']} ({', '.join(f'{t:.2f}' for t in c['all_s'])})")
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps({"engines": report, "local": local}))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ pub fn default_kind(has_model: bool) -> EngineKind {
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub loopback_url: Option<String>,
+    /// Tokens of context each job may use, below the model's own (`--context`).
+    pub max_context: Option<usize>,
 }
 
 /// Loads an engine. Slow for real models (reads every weight): call it off the async runtime.
@@ -78,6 +80,7 @@ pub fn load(choice: &EngineChoice, options: &LoadOptions) -> Result<Arc<dyn Engi
     let mut spec = hearth_inference::LoadSpec::new(path, backend);
     spec.model_id = model_id.map(str::to_string);
     spec.slots = choice.slots.map(|n| n as usize);
+    spec.max_context = options.max_context;
     spec.ram_bytes = crate::system::total_ram_bytes();
     hearth_inference::load_engine(&spec).map_err(|e| e.to_string())
 }
@@ -149,7 +152,7 @@ mod tests {
             .expect("nothing listens there");
         assert!(err.contains(&closed.to_string()), "the settings' URL was asked: {err}");
 
-        let flag = LoadOptions { loopback_url: Some("http://127.0.0.1:1/flag/v1".into()) };
+        let flag = LoadOptions { loopback_url: Some("http://127.0.0.1:1/flag/v1".into()), max_context: None };
         let err =
             factory(&flag)(&choice(EngineKind::Loopback, Some(&from_settings))).err().expect("closed too");
         assert!(!err.contains(&closed.to_string()), "the command line wins: {err}");

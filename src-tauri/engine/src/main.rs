@@ -127,21 +127,29 @@ struct EngineArgs {
     /// The local OpenAI-compatible server for `--engine loopback`, e.g. http://127.0.0.1:8080/v1.
     #[arg(long)]
     loopback_url: Option<String>,
+    /// Tokens of context (prompt plus completion) each job may use; default: the model's own, cut
+    /// so one job's KV cache fits 1 GiB.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(16..))]
+    context: Option<u64>,
 }
 
 impl EngineArgs {
     fn load_options(&self) -> cli::engine::LoadOptions {
-        cli::engine::LoadOptions { loopback_url: self.loopback_url.clone() }
+        cli::engine::LoadOptions {
+            loopback_url: self.loopback_url.clone(),
+            max_context: self.context.map(|n| n as usize),
+        }
     }
 
-    /// Loads the engine these flags name (for the one-shot commands: generate, bench).
+    /// Loads the engine these flags name, for the one-shot commands (generate, bench): one job at
+    /// a time, so one slot.
     fn load(&self) -> Result<std::sync::Arc<dyn hearth_inference::Engine>> {
         let choice = cli::engine::EngineChoice {
             kind: cli::engine::resolve_kind(self.engine, self.model.is_some()),
             model_id: self.model_id.clone(),
             model_path: self.model.clone(),
             loopback_url: None,
-            slots: None,
+            slots: Some(1),
         };
         cli::engine::load(&choice, &self.load_options()).map_err(anyhow::Error::msg)
     }

@@ -51,7 +51,10 @@ fn an_invalid_save_is_refused_and_the_file_is_untouched() {
     let bad = Settings { slots: Some(0), ..settings() };
     let err = store.save(&bad).unwrap_err();
     let fields = err.field_errors().unwrap();
-    assert_eq!(fields[0].to_string(), "slots: must be between 1 and 8 (got 0)");
+    assert_eq!(
+        fields[0].to_string(),
+        "slots: must be between 1 and 8 (got 0); leave it out to let the engine choose"
+    );
     assert_eq!(std::fs::read_to_string(store.path()).unwrap(), before);
 }
 

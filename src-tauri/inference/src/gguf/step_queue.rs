@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn decoders_share_a_step_and_a_prefill_chunk_waits_its_turn_at_the_front() {
-        let mut q = StepQueue::new(516);
+        let mut q = StepQueue::new(515);
         q.push(Step("a", 1));
         assert!(!q.ready(3), "two open jobs have not submitted");
         q.push(Step("b", 1));
@@ -90,7 +90,7 @@ mod tests {
         assert!(q.ready(3));
         q.push(Step("c", 1));
         q.push(Step("d", 1));
-        // a, b and the 512-token chunk fill 514 of 516; c fits, d does not.
+        // a, b and the 512-token chunk fill 514 of 515; c fits, d does not.
         assert_eq!(q.take_batch(), [Step("a", 1), Step("b", 1), Step("prefill", 512), Step("c", 1)]);
         assert_eq!(q.take_batch(), [Step("d", 1)]);
         assert!(q.is_empty());
