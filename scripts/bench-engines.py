@@ -38,7 +38,7 @@ def prompt_text(n_words):
     return " ".join(WORDS[i % len(WORDS)] for i in range(max(1, n_words)))
 
 
-def hearth_bench(hearth, model, args):
+def hearth_bench(hearth, model, args, extra=()):
     # `--engine cpu`: a directory runs on candle, a .gguf file on llama.cpp (the JSON's `engine`).
     cmd = [hearth, "bench", "--model", model, "--engine", "cpu", "--json", "--context", str(PEER_CONTEXT),
            "--prompt-tokens", str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens),
@@ -47,10 +47,10 @@ def hearth_bench(hearth, model, args):
     # gguf engine its llama.cpp context from HEARTH_THREADS.
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), HEARTH_THREADS=str(args.threads),
                RUST_LOG="info")
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    done = subprocess.run(cmd + list(extra), check=True, capture_output=True, text=True, env=env)
     r = json.loads(done.stdout.strip().splitlines()[-1])
     # The gguf engine logs which CPU code llama.cpp runs: `cpu="AVX AVX2 …"` (or "baseline").
-    variant = re.search(r'cpu="([^"]*)"', done.stderr)
+    variant = re.search(r'cpu="([^"]*)"', re.sub(r"\x1b\[[0-9;]*m", "", done.stderr))
     return {"prompt_tps": r["prompt_tps"], "generation_tps": r["generation_tps"],
             "prompt_tokens": r["prompt_tokens"], "peak_rss_bytes": r["peak_rss_bytes"],
             "engine": r.get("engine"), "cpu_variant": variant.group(1) if variant else None}
@@ -110,6 +110,53 @@ def llama_cpp_bench(gguf, args):
     return {"prompt_tps": statistics.median(prefill), "generation_tps": statistics.median(decode),
             "prompt_tokens": len(ids), "peak_rss_bytes": peak_rss_bytes(),
             "cpu_variant": cpu_variant_of(info)}
+
+
+def llama_cpp_parallel_bench(gguf, args):
+    """llama.cpp through the binding's low-level API, `--streams` sequences decoded together in
+    one batch per step (each its own KV stream, as the gguf engine runs them): aggregate decode
+    tok/s, greedy argmax per sequence, median of the runs."""
+    import llama_cpp as L
+    import numpy as np
+
+    n_seq = args.streams
+    model = L.llama_model_load_from_file(args.gguf.encode(), L.llama_model_default_params())
+    cp = L.llama_context_default_params()
+    # n_batch takes every prompt in one decode (llama.cpp splits it into micro-batches of n_ubatch).
+    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = PEER_CONTEXT * n_seq, 4096, 512, n_seq
+    cp.n_threads = cp.n_threads_batch = args.threads
+    ctx = L.llama_init_from_model(model, cp)
+    n_vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(model))
+    text = prompt_text(args.prompt_tokens).encode()
+    buf = (L.llama_token * 4096)()
+    n = L.llama_tokenize(L.llama_model_get_vocab(model), text, len(text), buf, 4096, False, False)
+    batch = L.llama_batch_init(n * n_seq, 0, 1)
+
+    def put(i, tok, pos, seq, logits):
+        batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, pos, 1
+        batch.seq_id[i][0], batch.logits[i] = seq, logits
+
+    def argmax(i):
+        return int(np.argmax(np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, i), shape=(n_vocab,))))
+
+    speeds = []
+    for _ in range(args.runs):
+        L.llama_memory_clear(L.llama_get_memory(ctx), True)
+        for s in range(n_seq):
+            for j in range(n):
+                put(s * n + j, buf[j], j, s, j == n - 1)
+        batch.n_tokens = n * n_seq
+        L.llama_decode(ctx, batch)
+        last = [argmax(s * n + n - 1) for s in range(n_seq)]
+        t0 = time.perf_counter()
+        for step in range(args.gen_tokens - 1):
+            for s in range(n_seq):
+                put(s, last[s], n + step, s, True)
+            batch.n_tokens = n_seq
+            L.llama_decode(ctx, batch)
+            last = [argmax(s) for s in range(n_seq)]
+        speeds.append((args.gen_tokens - 1) * n_seq / (time.perf_counter() - t0))
+    return {"generation_tps": statistics.median(speeds), "prompt_tokens": n, "peak_rss_bytes": peak_rss_bytes()}
 
 
 def mlx_lm_bench(model_dir, args):
@@ -315,6 +362,16 @@ def main():
     h = hearth_bench(args.hearth, args.gguf, args)
     p = in_child(llama_cpp_bench, args.gguf, args)
     rows.append(("gemma-3-270m q4_k_m GGUF", "llama.cpp", h, p, weights))
+    if args.streams > 1:
+        # The engines alone, `--streams` jobs decoding together, against one job: the batching gain
+        # of each side (llama.cpp's own is the ceiling for ours).
+        one = h
+        hp = hearth_bench(args.hearth, args.gguf, args, ["--parallel", str(args.streams)])
+        pp_ = in_child(llama_cpp_parallel_bench, args.gguf, args)
+        batched = {"streams": args.streams, "hearth_tps": hp["generation_tps"], "hearth_one_tps": one["generation_tps"],
+                   "peer_tps": pp_["generation_tps"], "peer_one_tps": p["generation_tps"]}
+    else:
+        batched = None
     if not args.skip_mlx:
         mlx_weights = sum(os.path.getsize(os.path.join(args.mlx_dir, f))
                           for f in os.listdir(args.mlx_dir) if f.endswith(".safetensors"))
@@ -324,14 +381,16 @@ def main():
 
     report = []
     print(f"{'model':28} {'peer':14} {'hearth pp':>10} {'peer pp':>10} {'ratio':>6} "
-          f"{'hearth tg':>10} {'peer tg':>10} {'ratio':>6} {'hearth RSS/weights':>19} {'peer RSS MiB':>13}")
+          f"{'hearth tg':>10} {'peer tg':>10} {'ratio':>6} {'hearth RSS/weights':>19} {'peer RSS MiB':>13} {'RSS ratio':>9}")
     for model, peer, h, p, w in rows:
         pp = h["prompt_tps"] / p["prompt_tps"]
         tg = h["generation_tps"] / p["generation_tps"]
         rss = (h["peak_rss_bytes"] or 0) / w
         peer_rss = (p["peak_rss_bytes"] or 0) / 2**20
+        rss_ratio = (h["peak_rss_bytes"] or 0) / max(1, p["peak_rss_bytes"] or 0)
         print(f"{model:28} {peer:14} {h['prompt_tps']:10.1f} {p['prompt_tps']:10.1f} {pp:6.2f} "
-              f"{h['generation_tps']:10.1f} {p['generation_tps']:10.1f} {tg:6.2f} {rss:19.2f} {peer_rss:13.0f}")
+              f"{h['generation_tps']:10.1f} {p['generation_tps']:10.1f} {tg:6.2f} {rss:19.2f} {peer_rss:13.0f} "
+              f"{rss_ratio:9.2f}")
         if h.get("cpu_variant") or p.get("cpu_variant"):
             print(f"{'':28} CPU variant: hearth ({h.get('engine')}) {h.get('cpu_variant')!r}, "
                   f"peer {p.get('cpu_variant')!r}")
@@ -339,6 +398,12 @@ def main():
                        "prompt_ratio": pp, "generation_ratio": tg, "weights_bytes": w,
                        "hearth_rss_over_weights": rss})
     local = {}
+    if batched:
+        b = batched
+        print(f"\n{b['streams']} jobs decoding together, engines alone: hearth {b['hearth_tps']:.1f} tok/s "
+              f"({b['hearth_tps'] / b['hearth_one_tps']:.2f}x its one job), llama.cpp {b['peer_tps']:.1f} tok/s "
+              f"({b['peer_tps'] / b['peer_one_tps']:.2f}x its one job); hearth/peer {b['hearth_tps'] / b['peer_tps']:.2f}")
+        local["batched_engines"] = b
     if args.streams > 0:
         c = concurrent_streams(args.hearth, args.gguf, args)
         local["streams"] = c

@@ -144,12 +144,17 @@ impl EngineArgs {
     /// Loads the engine these flags name, for the one-shot commands (generate, bench): one job at
     /// a time, so one slot.
     fn load(&self) -> Result<std::sync::Arc<dyn hearth_inference::Engine>> {
+        self.load_with_slots(1)
+    }
+
+    /// Loads the engine these flags name with `slots` jobs at once (bench --parallel).
+    fn load_with_slots(&self, slots: u32) -> Result<std::sync::Arc<dyn hearth_inference::Engine>> {
         let choice = cli::engine::EngineChoice {
             kind: cli::engine::resolve_kind(self.engine, self.model.is_some()),
             model_id: self.model_id.clone(),
             model_path: self.model.clone(),
             loopback_url: None,
-            slots: Some(1),
+            slots: Some(slots),
         };
         cli::engine::load(&choice, &self.load_options()).map_err(anyhow::Error::msg)
     }

@@ -40,7 +40,7 @@ pub mod stop;
 pub mod template;
 pub mod text;
 
-pub use bench::{bench_model, BenchResult};
+pub use bench::{bench_model, bench_parallel, BenchResult};
 pub use error::LoadError;
 pub use job::{
     CancelToken, Engine, EngineError, GenerationEvent, GenerationOutcome, GenerationRequest, ModelDescriptor,

@@ -145,13 +145,25 @@ pub struct BenchArgs {
     /// Runs; the median is reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Jobs at once (as many slots): the generation speed is then their aggregate.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    parallel: u32,
     #[arg(long)]
     json: bool,
 }
 
 pub fn bench(args: BenchArgs) -> Result<()> {
-    let engine = args.engine.load()?;
-    let r = hearth_inference::bench_model(engine.as_ref(), args.prompt_tokens, args.gen_tokens, args.runs)?;
+    let engine = args.engine.load_with_slots(args.parallel)?;
+    let r = match args.parallel {
+        1 => hearth_inference::bench_model(engine.as_ref(), args.prompt_tokens, args.gen_tokens, args.runs)?,
+        n => hearth_inference::bench_parallel(
+            engine.as_ref(),
+            n as usize,
+            args.prompt_tokens,
+            args.gen_tokens,
+            args.runs,
+        )?,
+    };
     if args.json {
         println!(
             "{}",
@@ -161,6 +173,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 "prompt_tokens": r.prompt_tokens,
                 "generated_tokens": r.generated_tokens,
                 "runs": r.runs,
+                "parallel": args.parallel,
                 "prompt_tps": r.prompt_tps,
                 "generation_tps": r.generation_tps,
                 "peak_rss_bytes": r.peak_rss_bytes,

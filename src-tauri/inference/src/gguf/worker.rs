@@ -246,7 +246,15 @@ fn serve(
             }
         }
         if !queue.is_empty() {
-            decode(ctx, &mut batch, queue.take_batch());
+            let steps = queue.take_batch();
+            let (jobs, t0) = (steps.len(), Instant::now());
+            decode(ctx, &mut batch, steps);
+            tracing::trace!(
+                jobs,
+                open = sequences.open.load(Ordering::Acquire),
+                took_us = t0.elapsed().as_micros() as u64,
+                "decode"
+            );
             sequences.decodes.fetch_add(1, Ordering::AcqRel);
         }
     }
@@ -254,7 +262,12 @@ fn serve(
 
 /// One llama.cpp decode over the steps of several sequences; each step gets the logits of its
 /// last token, or the error.
-fn decode(ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>, steps: Vec<Step>) {
+fn decode(ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>, mut steps: Vec<Step>) {
+    // In sequence order: with a cache per sequence, llama.cpp cuts a batch into micro-batches whose
+    // sequence ids ascend one by one, so steps in arrival order (say 2, 0, 3, 1) would run as
+    // several passes over the weights instead of one (measured: a four-job step cost 3.5× a
+    // one-job step that way, against 1.6× in order).
+    steps.sort_by_key(|s| s.seq);
     batch.clear();
     let mut placed = Vec::with_capacity(steps.len());
     for step in steps {
