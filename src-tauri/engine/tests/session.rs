@@ -478,3 +478,131 @@ async fn a_vanished_coordinator_ends_jobs_as_lost_and_the_provider_reconnects() 
     let _ = HashMap::<(), ()>::new();
     provider.stop().await;
 }
+
+/// `warm_up` is answered with `state_update` degraded, then ready once the model answered: both,
+/// in that order, even when the model answers well inside the state reporter's 20 ms coalescing
+/// window (the scripted engine answers in microseconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_up_is_answered_degraded_then_ready_even_when_the_model_is_quick() {
+    let fake = FakeCoordinator::bind(30).await;
+    let provider = Provider::start(config(fake.url()), Arc::new(ScriptedEngine::new(MODEL)));
+    let mut session = fake.accept().await;
+    session
+        .expect(Duration::from_secs(5), |m| match m {
+            ProviderMessage::StateUpdate(u) if u.state == ProviderState::Ready => Some(()),
+            _ => None,
+        })
+        .await;
+    for round in 0..2 {
+        session.send(&CoordinatorMessage::WarmUp {}).await;
+        let mut states = Vec::new();
+        while states.len() < 2 {
+            let (state, reason) = session
+                .expect(Duration::from_secs(5), |m| match m {
+                    ProviderMessage::StateUpdate(u) => Some((u.state, u.reason.clone())),
+                    _ => None,
+                })
+                .await;
+            states.push((state, reason));
+        }
+        assert_eq!(
+            states,
+            [
+                (ProviderState::Degraded, "coordinator warm_up requested".to_string()),
+                (ProviderState::Ready, "warm_up complete".to_string()),
+            ],
+            "round {round}"
+        );
+        // Nothing more: the reporter does not repeat what was announced.
+        let quiet_until = Instant::now() + Duration::from_millis(300);
+        while let Some((_, seen)) = session.next(quiet_until.saturating_duration_since(Instant::now())).await
+        {
+            if let Seen::Message(ProviderMessage::StateUpdate(u)) = seen {
+                panic!("an extra state_update: {u:?}");
+            }
+        }
+    }
+    provider.stop().await;
+}
+
+/// A request naming the served model in another letter case, or by its catalog key, is served
+/// (the production coordinator routes both here), and its chunks echo the name the body used;
+/// another model, another quantisation of this one included, is `error_model_not_loaded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_is_matched_as_the_coordinator_routes_it() {
+    const SERVED: &str = "mlx-community/Hearth-Scripted-4bit";
+    let fake = FakeCoordinator::bind(30).await;
+    let provider = Provider::start(config(fake.url()), Arc::new(ScriptedEngine::new(SERVED)));
+    let mut session = fake.accept().await;
+    // Admitted: the protocol level, not Hearth's own version, which goes in runtime_source.
+    assert_eq!(session.hello.binary_version, hearth_protocol::REFERENCE_BINARY_VERSION);
+    let runtime = session.hello.runtime_source.clone().unwrap_or_default();
+    assert!(runtime.starts_with(&format!("hearth/{} (", env!("CARGO_PKG_VERSION"))), "{runtime}");
+    for (i, (asked, served)) in [
+        ("MLX-COMMUNITY/hearth-scripted-4BIT", true),
+        ("hearth-scripted", true),
+        (SERVED, true),
+        ("mlx-community/Hearth-Scripted-8bit", false),
+        ("someone-else/other-model", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("req-{i}");
+        session.send(&inference_request(&id, &chat(asked, "one two", 2, true))).await;
+        let mut models = vec![];
+        let end = session
+            .expect(Duration::from_secs(10), |m| match m {
+                ProviderMessage::InferenceResponseChunk(c) if c.request_id == id => {
+                    let json = c
+                        .data
+                        .strip_prefix("data: ")
+                        .and_then(|d| serde_json::from_str::<serde_json::Value>(d.trim()).ok());
+                    if let Some(model) = json.as_ref().and_then(|j| j["model"].as_str()) {
+                        models.push(model.to_string());
+                    }
+                    None
+                }
+                ProviderMessage::InferenceResponseEnd(e) if e.request_id == id => Some(e.clone()),
+                _ => None,
+            })
+            .await;
+        if served {
+            assert_eq!(end.status, EndStatus::Complete, "{asked}: {end:?}");
+            assert!(
+                !models.is_empty() && models.iter().all(|m| m == asked),
+                "{asked}: chunks said {models:?}"
+            );
+        } else {
+            assert_eq!(end.status, EndStatus::ErrorModelNotLoaded, "{asked}: {end:?}");
+        }
+    }
+    provider.stop().await;
+}
+
+/// Each request may have at most `CHUNK_WINDOW` chunks queued but unwritten; the writer gives the
+/// places back as it writes, so a stream several windows long flows through whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_longer_than_its_chunk_window_flows_through_whole() {
+    let fake = FakeCoordinator::bind(30).await;
+    let provider = Provider::start(config(fake.url()), Arc::new(ScriptedEngine::new(MODEL)));
+    let mut session = fake.accept().await;
+    let tokens = 4 * hearth_engine::session::CHUNK_WINDOW + 17;
+    session.send(&inference_request("long", &chat(MODEL, "go", tokens as i64, true))).await;
+    let mut seqs = vec![];
+    let end = session
+        .expect(Duration::from_secs(30), |m| match m {
+            ProviderMessage::InferenceResponseChunk(c) if c.request_id == "long" => {
+                seqs.push(c.seq);
+                None
+            }
+            ProviderMessage::InferenceResponseEnd(e) if e.request_id == "long" => Some(e.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(end.status, EndStatus::Complete, "{end:?}");
+    // role + one per token + finish + usage + [DONE]
+    assert_eq!(seqs.len(), tokens + 4);
+    assert!(seqs.iter().enumerate().all(|(i, &s)| s == i as u64), "chunks out of order");
+    provider.stop().await;
+}

@@ -30,8 +30,5 @@ pub mod summary;
 pub use error::LedgerError;
 pub use job::{JobOutcome, JobRecord};
 pub use ledger::Ledger;
-pub use pricing::{
-    estimate_provider_credits, normalise_model_key, round_half_even_div, RateCard, RateRow,
-    BUILTIN_RATE_CARD_VERSION,
-};
+pub use pricing::{estimate_provider_credits, RateCard, RateRow, BUILTIN_RATE_CARD_VERSION};
 pub use summary::{CreditedSnapshot, CreditedView, EarningsSummary, HourBucket, PeriodTotals};

@@ -1,21 +1,14 @@
 //! Pricing a job the way the coordinator does, so the local estimate can be compared with what it
-//! credits.
-//!
-//! The formula and the rounding are the coordinator's (PROTOCOL.md, "Earnings"):
-//!
-//! ```text
-//! gross    = rhe((uncached_prompt × prompt_rate + cached_prompt × cache_rate
-//!                 + completion × completion_rate) × multiplier_ppm / 10^12)
-//! provider = rhe(gross × share_bps / 10^4)
-//! ```
-//!
-//! where `rhe` is round-half-even on exact integer arithmetic (no floats anywhere: a float would
-//! drift from the coordinator's figure on ties). The result is an *estimate*: the coordinator may
+//! credits: its rate card, looked up by the coordinator's model key, and its formula (both the
+//! protocol crate's: [`hearth_protocol::model_key`], [`hearth_protocol::earnings`], which the local
+//! pool credits with too). The result is an *estimate*: the coordinator may
 //! price differently (a newer card, its own token count, faults), which is why the ledger also keeps
 //! what it actually credited.
 
 use std::collections::BTreeMap;
 
+use hearth_protocol::earnings::{price, Rates, TokenCounts};
+use hearth_protocol::model_key;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The `version` recorded for figures priced from [`RateCard::builtin`] (no card fetched yet).
@@ -125,11 +118,11 @@ impl RateCard {
     /// a catch-all row keyed `default` or `*` if the card has one, else the protocol defaults.
     /// (A model the card does not list is still served and paid; the defaults are our best guess.)
     pub fn row_for(&self, model: &str) -> RateRow {
-        let wanted = normalise_model_key(model);
+        let wanted = model_key(model);
         if let Some(row) = self.rows.get(&wanted) {
             return *row;
         }
-        if let Some((_, row)) = self.rows.iter().find(|(k, _)| normalise_model_key(k) == wanted) {
+        if let Some((_, row)) = self.rows.iter().find(|(k, _)| model_key(k) == wanted) {
             return *row;
         }
         self.rows.get("default").or_else(|| self.rows.get("*")).copied().unwrap_or_default()
@@ -139,73 +132,6 @@ impl RateCard {
 impl Default for RateCard {
     fn default() -> Self {
         RateCard::builtin()
-    }
-}
-
-/// Normalises a model name to a rate-card key the way the coordinator does: lowercase, the
-/// namespace (`mlx-community/`, `openai/`, …) dropped, and trailing quantisation suffixes
-/// (`-4bit`, `-8bit`, `-mxfp4-q8`, `-bf16`, `-q4_k_m`, …) removed.
-///
-/// `mlx-community/Llama-3.2-3B-Instruct-4bit` → `llama-3.2-3b-instruct`.
-pub fn normalise_model_key(model: &str) -> String {
-    let lower = model.trim().to_lowercase();
-    let base = lower.rsplit('/').next().unwrap_or_default();
-    let mut parts: Vec<&str> = base.split('-').collect();
-    // Keep at least one segment so a name that *is* a suffix (odd, but possible) is not erased.
-    while parts.len() > 1 && parts.last().is_some_and(|p| is_quant_suffix(p)) {
-        parts.pop();
-    }
-    parts.join("-")
-}
-
-/// Whether one `-`-separated segment names a quantisation or storage format rather than a model.
-fn is_quant_suffix(seg: &str) -> bool {
-    const WORDS: &[&str] =
-        &["bf16", "fp16", "f16", "fp32", "f32", "fp8", "int4", "int8", "dwq", "awq", "gptq", "gguf", "mlx"];
-    if WORDS.contains(&seg) {
-        return true;
-    }
-    let digits_then = |s: &str, tail: &str| {
-        s.strip_suffix(tail).is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-    };
-    // 4bit, 8bit, 3bit …
-    if digits_then(seg, "bit") {
-        return true;
-    }
-    // mxfp4, nvfp4
-    for prefix in ["mxfp", "nvfp"] {
-        if let Some(rest) = seg.strip_prefix(prefix) {
-            if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
-                return true;
-            }
-        }
-    }
-    // q8, q4_k_m, q4_0, q5_k
-    if let Some(rest) = seg.strip_prefix('q') {
-        let mut it = rest.splitn(2, '_');
-        let num = it.next().unwrap_or_default();
-        if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) {
-            return it.next().is_none_or(|tail| tail.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-        }
-    }
-    false
-}
-
-/// `n / d` rounded to nearest, ties to even, on exact integers. `d` must be positive.
-pub fn round_half_even_div(n: i128, d: i128) -> i128 {
-    assert!(d > 0, "round_half_even_div: divisor must be positive");
-    let q = n.div_euclid(d);
-    let r = n.rem_euclid(d); // 0 <= r < d, and n = q*d + r
-    match (2 * r).cmp(&d) {
-        std::cmp::Ordering::Less => q,
-        std::cmp::Ordering::Greater => q + 1,
-        std::cmp::Ordering::Equal => {
-            if q % 2 == 0 {
-                q
-            } else {
-                q + 1
-            }
-        }
     }
 }
 
@@ -223,14 +149,22 @@ pub fn estimate_provider_credits(
     completion_tokens: u64,
 ) -> i64 {
     let row = card.row_for(model);
-    let cached = cached_prompt_tokens.min(prompt_tokens) as i128;
-    let uncached = prompt_tokens as i128 - cached;
-    let weighted = uncached * row.prompt_rate_per_mtok as i128
-        + cached * row.prompt_cache_hit_rate_per_mtok as i128
-        + completion_tokens as i128 * row.completion_rate_per_mtok as i128;
-    let gross = round_half_even_div(weighted * row.global_multiplier_ppm as i128, 1_000_000_000_000);
-    let provider = round_half_even_div(gross * row.provider_share_bps as i128, 10_000);
-    provider.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+    // A negative rate on a card is nonsense; it prices as zero rather than as a refund.
+    let rate = |r: i64| u64::try_from(r).unwrap_or(0);
+    let rates = Rates {
+        prompt_per_mtok: rate(row.prompt_rate_per_mtok),
+        cache_hit_per_mtok: rate(row.prompt_cache_hit_rate_per_mtok),
+        completion_per_mtok: rate(row.completion_rate_per_mtok),
+        provider_share_bps: rate(row.provider_share_bps),
+        multiplier_ppm: rate(row.global_multiplier_ppm),
+    };
+    let cached = cached_prompt_tokens.min(prompt_tokens);
+    let tokens = TokenCounts {
+        uncached_prompt: prompt_tokens - cached,
+        cached_prompt: cached,
+        completion: completion_tokens,
+    };
+    i64::try_from(price(&rates, tokens).1).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -242,20 +176,6 @@ mod tests {
         c.version = "test-1".into();
         c.rows.insert(model.into(), row);
         c
-    }
-
-    #[test]
-    fn rhe_rounds_ties_to_even_and_others_to_nearest() {
-        assert_eq!(round_half_even_div(5, 10), 0); // 0.5 → 0
-        assert_eq!(round_half_even_div(15, 10), 2); // 1.5 → 2
-        assert_eq!(round_half_even_div(25, 10), 2); // 2.5 → 2
-        assert_eq!(round_half_even_div(35, 10), 4); // 3.5 → 4
-        assert_eq!(round_half_even_div(14, 10), 1);
-        assert_eq!(round_half_even_div(16, 10), 2);
-        assert_eq!(round_half_even_div(-5, 10), 0); // -0.5 → 0
-        assert_eq!(round_half_even_div(-15, 10), -2); // -1.5 → -2
-        assert_eq!(round_half_even_div(-16, 10), -2);
-        assert_eq!(round_half_even_div(0, 7), 0);
     }
 
     #[test]
@@ -319,20 +239,6 @@ mod tests {
         let v = estimate_provider_credits(&c, "m", u32::MAX as u64 * 1000, 0, u32::MAX as u64 * 1000);
         // (4_294_967_295_000 × 1.5e6) / 1e6 = 6_442_450_942_500 gross → ×0.9 = 5_798_205_848_250.
         assert_eq!(v, 5_798_205_848_250);
-    }
-
-    #[test]
-    fn model_keys_normalise() {
-        assert_eq!(normalise_model_key("mlx-community/Llama-3.2-3B-Instruct-4bit"), "llama-3.2-3b-instruct");
-        assert_eq!(normalise_model_key("openai/gpt-oss-20b-MXFP4-Q8"), "gpt-oss-20b");
-        assert_eq!(normalise_model_key("Qwen2.5-0.5B-Instruct-8bit"), "qwen2.5-0.5b-instruct");
-        assert_eq!(normalise_model_key("gemma-3-270m-it-Q4_K_M"), "gemma-3-270m-it");
-        assert_eq!(normalise_model_key("mistral-7b-instruct-v0.3-bf16"), "mistral-7b-instruct-v0.3");
-        assert_eq!(normalise_model_key("tiny-llama-4bit"), "tiny-llama");
-        // Size and version segments are not quantisation.
-        assert_eq!(normalise_model_key("phi-3-mini-4k"), "phi-3-mini-4k");
-        assert_eq!(normalise_model_key("qwen3-30b-a3b"), "qwen3-30b-a3b");
-        assert_eq!(normalise_model_key("4bit"), "4bit");
     }
 
     #[test]

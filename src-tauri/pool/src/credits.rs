@@ -1,18 +1,17 @@
-//! The earnings formula of the production coordinator, in integers, with banker's rounding.
-//!
-//! Kept apart from the ledger so it can be checked by itself: the provider's own ledger estimates
-//! with the same numbers, and the two must agree to the credit.
+//! What the local pool credits a provider: the `/v1/rate-card` it serves and the coordinator's
+//! earnings formula applied to each request. The formula and the model key are the protocol
+//! crate's ([`hearth_protocol::earnings`], [`hearth_protocol::model_key`]), the same the provider's
+//! ledger estimates with, so the two agree to the credit.
 
 use std::collections::BTreeMap;
 
-use hearth_protocol::EndStatus;
+pub use hearth_protocol::earnings::TokenCounts;
+use hearth_protocol::earnings::{price, Rates};
+use hearth_protocol::{model_key, EndStatus};
 use serde::{Deserialize, Serialize};
 
 /// 10^6 credits are one US dollar at the default conversion.
 pub const CREDITS_PER_USD: u64 = 1_000_000;
-const PPM: u128 = 1_000_000;
-const MTOK: u128 = 1_000_000;
-const BPS: u128 = 10_000;
 
 /// One model's prices, credits per million tokens, as `/v1/rate-card` shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,14 +64,6 @@ impl RateCard {
     }
 }
 
-/// Tokens of one request, split the way the card prices them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TokenCounts {
-    pub uncached_prompt: u64,
-    pub cached_prompt: u64,
-    pub completion: u64,
-}
-
 /// What one request earned: `gross` = `provider` + `operator`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Credits {
@@ -86,39 +77,17 @@ pub fn earns(status: EndStatus) -> bool {
     matches!(status, EndStatus::Complete | EndStatus::Cancelled)
 }
 
-/// gross = rhe((uncached·prompt + cached·cache + completion·completion_rate) · multiplier_ppm / 10^12);
-/// provider = rhe(gross · share_bps / 10^4); operator = gross − provider.
+/// What `row` pays for `tokens`, split between the provider and the operator.
 pub fn credits(row: &RateRow, tokens: TokenCounts) -> Credits {
-    let weighted = tokens.uncached_prompt as u128 * row.prompt_rate_per_mtok as u128
-        + tokens.cached_prompt as u128 * row.prompt_cache_hit_rate_per_mtok as u128
-        + tokens.completion as u128 * row.completion_rate_per_mtok as u128;
-    let gross = div_round_half_even(weighted * row.global_multiplier_ppm as u128, PPM * MTOK);
-    let provider = div_round_half_even(gross * row.provider_share_bps as u128, BPS);
-    let gross = u64::try_from(gross).unwrap_or(u64::MAX);
-    let provider = u64::try_from(provider).unwrap_or(u64::MAX).min(gross);
+    let rates = Rates {
+        prompt_per_mtok: row.prompt_rate_per_mtok,
+        cache_hit_per_mtok: row.prompt_cache_hit_rate_per_mtok,
+        completion_per_mtok: row.completion_rate_per_mtok,
+        provider_share_bps: row.provider_share_bps,
+        multiplier_ppm: row.global_multiplier_ppm,
+    };
+    let (gross, provider) = price(&rates, tokens);
     Credits { gross, provider, operator: gross - provider }
-}
-
-/// `num / den` rounded to the nearest integer, ties to the even one (what Go's big.Rat path does).
-pub fn div_round_half_even(num: u128, den: u128) -> u128 {
-    assert!(den > 0, "division by zero in the earnings formula");
-    let (q, r) = (num / den, num % den);
-    match (2 * r).cmp(&den) {
-        std::cmp::Ordering::Less => q,
-        std::cmp::Ordering::Greater => q + 1,
-        std::cmp::Ordering::Equal => q + (q % 2),
-    }
-}
-
-/// Normalised model key: lowercase, without namespace (`mlx-community/`) or quantisation suffix.
-pub fn model_key(model: &str) -> String {
-    const QUANT_SUFFIXES: &[&str] = &["-mxfp4-q8", "-mxfp4", "-3bit", "-4bit", "-6bit", "-8bit"];
-    let lower = model.trim().to_ascii_lowercase();
-    let mut key = lower.rsplit('/').next().unwrap_or(&lower).to_string();
-    while let Some(stripped) = QUANT_SUFFIXES.iter().find_map(|s| key.strip_suffix(s)) {
-        key = stripped.to_string();
-    }
-    key
 }
 
 #[cfg(test)]
@@ -127,17 +96,6 @@ mod tests {
 
     fn tokens(prompt: u64, completion: u64) -> TokenCounts {
         TokenCounts { uncached_prompt: prompt, cached_prompt: 0, completion }
-    }
-
-    #[test]
-    fn rounding_ties_go_to_even() {
-        assert_eq!(div_round_half_even(5, 2), 2); // 2.5
-        assert_eq!(div_round_half_even(7, 2), 4); // 3.5
-        assert_eq!(div_round_half_even(1, 2), 0); // 0.5
-        assert_eq!(div_round_half_even(3, 2), 2); // 1.5
-        assert_eq!(div_round_half_even(11, 4), 3); // 2.75
-        assert_eq!(div_round_half_even(9, 4), 2); // 2.25
-        assert_eq!(div_round_half_even(0, 7), 0);
     }
 
     #[test]
@@ -191,14 +149,6 @@ mod tests {
         ] {
             assert!(!earns(s), "{s:?}");
         }
-    }
-
-    #[test]
-    fn model_keys_are_normalised() {
-        assert_eq!(model_key("mlx-community/Llama-3.2-3B-Instruct-4bit"), "llama-3.2-3b-instruct");
-        assert_eq!(model_key("Qwen2.5-7B-Instruct-8bit"), "qwen2.5-7b-instruct");
-        assert_eq!(model_key("openai/gpt-oss-20b-mxfp4-q8"), "gpt-oss-20b");
-        assert_eq!(model_key("tiny-llama"), "tiny-llama");
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use hearth_protocol::{Heartbeat, Hello, ProviderState, StateUpdate};
 
-use crate::credits::model_key;
 use crate::link::SessionLink;
+use hearth_protocol::model_key;
 
 /// The coordinator clamps a provider's announced concurrency to this.
 pub(crate) const MAX_CONCURRENCY: u32 = 8;

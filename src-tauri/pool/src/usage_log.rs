@@ -126,7 +126,7 @@ impl UsageLog {
             models_served: models.iter().map(|m| m.to_string()).collect(),
             rate_card_excerpt: models
                 .iter()
-                .map(|m| (crate::credits::model_key(m), card.row_for(m)))
+                .map(|m| (hearth_protocol::model_key(m), card.row_for(m)))
                 .collect(),
             fault_count: self.faults.get(provider_id).copied().unwrap_or(0),
         }

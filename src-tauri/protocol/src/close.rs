@@ -36,9 +36,12 @@ pub fn advice(code: u16) -> (AfterClose, &'static str) {
         TIER_UNSUPPORTED => {
             (Stop, "the coordinator requires a tier or identity signature Hearth does not offer yet")
         }
-        VERSION_UNSUPPORTED => {
-            (Stop, "this Hearth version is too old for the coordinator; please update Hearth")
-        }
+        VERSION_UNSUPPORTED => (
+            Stop,
+            "the coordinator requires a newer provider protocol level than this Hearth announces \
+                 (its binary_version); update Hearth, or set `binary_version` in Settings to a level \
+                 this coordinator accepts",
+        ),
         INVALID_TOKEN => (Stop, "the provider token was refused; paste a valid token in Settings"),
         PROVISIONAL_POOL_FULL => (Retry, "the coordinator's provisional pool is full; retrying later"),
         PROVISIONAL_RATE_LIMITED => (Retry, "the coordinator is rate-limiting new providers; retrying later"),

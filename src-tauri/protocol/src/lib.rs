@@ -8,13 +8,18 @@
 //! * [`openai`]: the buyer-facing OpenAI chat-completions shapes: the request body the coordinator
 //!   forwards verbatim, the SSE chunks and completion objects a provider streams back, and the error
 //!   envelope the gateway answers with.
+//! * [`model_key`]: how the coordinator names models (the rate card's key, the names a request may
+//!   use for the served model); [`earnings`]: its earnings formula, in integers.
 //!
 //! The facts encoded here come from `shared/design/PROTOCOL.md`.
 
 pub mod close;
 pub mod codec;
+pub mod earnings;
 pub mod messages;
+pub mod model_key;
 pub mod openai;
 
 pub use codec::{decode_coordinator, decode_provider, encode, DecodeError, DEFAULT_MAX_FRAME_BYTES};
 pub use messages::*;
+pub use model_key::{model_key, names_served_model};

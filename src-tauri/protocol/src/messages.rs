@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol version a tier-1 `hello` announces.
 pub const PROTOCOL_VERSION: u32 = 1;
+/// The `binary_version` Hearth announces: not Hearth's own version but the protocol level it
+/// speaks, named as the coordinator knows it, by the release of the reference (Swift) provider
+/// whose frames these are (PROTOCOL-V2.md lists its sources at 1.8.56). Production coordinators
+/// admit only a `binary_version` at or above their floor (1.8.33) and close anything lower with
+/// 4004; Hearth's own `0.1.0` would be refused. Hearth's version goes in `runtime_source`.
+pub const REFERENCE_BINARY_VERSION: &str = "1.8.56";
 /// The heartbeat interval a coordinator uses when its ack does not say.
 pub const DEFAULT_HEARTBEAT_INTERVAL_S: u64 = 30;
 /// The provider never lets its heartbeat tick be slower than this, whatever the ack says.
@@ -437,6 +443,12 @@ pub fn is_safe_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Whether `v` is a `binary_version` a coordinator accepts: a semver (`1.2.3`, optionally with a
+/// pre-release or build suffix) of at most 32 bytes.
+pub fn is_binary_version(v: &str) -> bool {
+    v.len() <= 32 && is_semver(v)
 }
 
 fn is_semver(v: &str) -> bool {

@@ -108,6 +108,10 @@ pub struct Settings {
     /// Port of the local control API on 127.0.0.1; `None` picks a free one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_port: Option<u16>,
+    /// The protocol level announced in the hello's `binary_version` (a semver); `None` announces
+    /// the reference release Hearth's protocol matches. Only for a coordinator with another floor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_version: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -129,6 +133,7 @@ impl Default for Settings {
             start_at_login: false,
             pause_on_battery: true,
             control_port: None,
+            binary_version: None,
         }
     }
 }

@@ -142,6 +142,12 @@ impl Settings {
                 ),
             ));
         }
+        if let Some(v) = self.binary_version.as_deref().filter(|v| !hearth_protocol::is_binary_version(v)) {
+            errors.push(FieldError::new(
+                "binary_version",
+                format!("must be a version like 1.8.56 (at most 32 bytes), got {v:?}; leave it out to announce Hearth's protocol level"),
+            ));
+        }
         if self.control_port == Some(0) {
             errors.push(FieldError::new("control_port", "must be 1-65535; leave it out to pick a free port"));
         }
@@ -249,6 +255,9 @@ mod tests {
         assert_eq!(e[0].field, "loopback_url");
         let e = errs(&Settings { model_path: Some("models/tiny".into()), ..base() });
         assert_eq!(e[0].field, "model_path");
+        let e = errs(&Settings { binary_version: Some("1.8".into()), ..base() });
+        assert_eq!(e[0].field, "binary_version");
+        Settings { binary_version: Some("1.9.0".into()), ..base() }.validate().unwrap();
         let e = errs(&Settings { control_port: Some(0), ..base() });
         assert_eq!(e[0].field, "control_port");
     }

@@ -13,6 +13,8 @@ pub(super) struct ProviderChoice {
     pub coordinator: Coordinator,
     pub provider_id: String,
     pub engine: EngineChoice,
+    /// The hello's `binary_version`, when the settings name one.
+    pub binary_version: Option<String>,
 }
 
 impl ProviderChoice {
@@ -22,6 +24,7 @@ impl ProviderChoice {
         ProviderChoice {
             coordinator: o.coordinator.clone().map(Coordinator::Url).unwrap_or_else(|| s.coordinator.clone()),
             provider_id: o.provider_id.clone().unwrap_or_else(|| s.provider_id.clone()),
+            binary_version: s.binary_version.clone(),
             engine: EngineChoice {
                 kind: o.engine.unwrap_or(s.engine),
                 model_id: o.model_id.clone(),

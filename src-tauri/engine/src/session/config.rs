@@ -40,6 +40,9 @@ pub struct ProviderConfig {
     pub drain_timeout: Duration,
     /// A PEM file of extra certificate authorities to trust for `wss://` (self-hosted coordinators).
     pub ca_file: Option<PathBuf>,
+    /// The hello's `binary_version`: the protocol level announced (see
+    /// [`hearth_protocol::REFERENCE_BINARY_VERSION`]).
+    pub binary_version: String,
 }
 
 impl ProviderConfig {
@@ -63,6 +66,7 @@ impl ProviderConfig {
             reconnect_after_drain: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             ca_file: None,
+            binary_version: hearth_protocol::REFERENCE_BINARY_VERSION.to_string(),
         }
     }
 }

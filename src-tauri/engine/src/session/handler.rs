@@ -211,13 +211,19 @@ impl Handler {
         ));
     }
 
-    /// `warm_up` after a long gap: report degraded, check the model answers, report ready.
+    /// `warm_up` after a long gap: report degraded, check the model answers, report ready. Both
+    /// `state_update`s are sent here, not left to the state reporter, which coalesces changes over
+    /// 20 ms and would swallow the pair whenever the model answers faster than that: the
+    /// coordinator expects to see degraded, then ready.
     fn warm_up(&self) {
         if self.flags.is_degraded() {
             return;
         }
         self.flags.set_degraded(true);
-        let flags = self.flags.clone();
+        if !self.shared.announce_state(&self.flags, &self.outbox, Some("coordinator warm_up requested")) {
+            return;
+        }
+        let (flags, shared, outbox) = (self.flags.clone(), self.shared.clone(), self.outbox.clone());
         let engine = self.shared.engine.clone();
         let span = tracing::Span::current();
         let task = async move {
@@ -236,6 +242,7 @@ impl Handler {
                 other => tracing::warn!(?other, "warm-up probe failed; reporting ready anyway"),
             }
             flags.set_degraded(false);
+            shared.announce_state(&flags, &outbox, Some("warm_up complete"));
         };
         tokio::spawn(task.in_current_span());
     }

@@ -53,6 +53,7 @@ pub use self::handler::HandlerProbe;
 use self::heartbeat::HeartbeatTicker;
 pub use self::job_sink::{JobSink, StartedJob};
 use self::relay::Relay;
+pub use self::relay::CHUNK_WINDOW;
 pub use self::shared::{SessionFlags, Shared};
 use self::writer::Outbox;
 use crate::status::{unix_ms, ProviderPhase};

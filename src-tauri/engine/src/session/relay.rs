@@ -20,7 +20,7 @@ use hearth_protocol::{
     nak_code, CancelRequest, EndStatus, ErrorBody, InferenceRequest, Nak, Preflight, PreflightAck,
     PreflightReason, ProviderMessage, ResponseChunk, ResponseEnd, Usage,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::Instrument;
 
 use super::job_sink::StartedJob;
@@ -32,6 +32,10 @@ use crate::status::{unix_ms, ActiveJob, FinishedJob, JobOutcome};
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
 /// Events buffered between an inference thread and its relay task before the thread waits.
 const JOB_EVENT_BUFFER: usize = 256;
+/// A request's chunks queued for the coordinator but not yet written, at most (the reference
+/// provider's per-request buffer). A job whose chunks are not being written waits for room: the
+/// relay stops taking its events, and the inference thread then blocks on [`JOB_EVENT_BUFFER`].
+pub const CHUNK_WINDOW: usize = 256;
 
 struct RunningJob {
     cancel: CancelToken,
@@ -111,7 +115,7 @@ impl Relay {
             }
         };
         let descriptor = self.shared.engine.descriptor();
-        if parsed.model != descriptor.model_id {
+        if !hearth_protocol::names_served_model(&parsed.model, &descriptor.model_id) {
             let what = format!("this provider serves {:?}, not {:?}", descriptor.model_id, parsed.model);
             return self.refuse(&id, EndStatus::ErrorModelNotLoaded, "model_not_loaded", &what, true);
         }
@@ -257,14 +261,21 @@ impl Relay {
                 started_ms,
             });
         }
-        let mut out = ChunkSender { relay: &self, request_id: &id, seq: 0, text: String::new() };
+        let window = Arc::new(Semaphore::new(CHUNK_WINDOW));
+        let mut out = ChunkSender {
+            relay: &self,
+            request_id: &id,
+            seq: 0,
+            text: String::new(),
+            window: window.clone(),
+        };
         let builder = ChunkBuilder::new(format!("chatcmpl-{id}"), started_ms / 1000, &model);
         if request.stream {
             out.send(builder.role());
         }
 
         let result = self
-            .generate(&parsed, &job, |event| match event {
+            .generate(&parsed, &job, &window, |event| match event {
                 GenerationEvent::Delta(text) if request.stream => out.send(builder.content(&text)),
                 GenerationEvent::Delta(text) => out.collected(&text),
                 GenerationEvent::PrefillProgress { .. } => {}
@@ -385,6 +396,7 @@ impl Relay {
         &self,
         parsed: &ChatCompletionRequest,
         job: &RunningJob,
+        window: &Semaphore,
         mut on_event: impl FnMut(GenerationEvent),
     ) -> Result<GenerationOutcome, EngineError> {
         enum JobMsg {
@@ -427,6 +439,9 @@ impl Relay {
             match rx.recv().await {
                 Some(JobMsg::Event(event)) => {
                     if matches!(event, GenerationEvent::Delta(_)) {
+                        // Room in the window first (the permit goes back at once: the chunk takes
+                        // its own, see ChunkSender), so a stalled writer holds the job here.
+                        drop(window.acquire().await);
                         tokens += 1;
                         if last_status.elapsed() >= Duration::from_millis(250) {
                             last_status = Instant::now();
@@ -466,12 +481,16 @@ struct ChunkSender<'a> {
     seq: u64,
     /// The whole answer, for a non-streamed request.
     text: String,
+    /// This request's places for unwritten chunks ([`CHUNK_WINDOW`]).
+    window: Arc<Semaphore>,
 }
 
 impl ChunkSender<'_> {
     fn send(&mut self, data: String) {
         let chunk = ResponseChunk { request_id: self.request_id.to_string(), seq: self.seq, data };
-        if self.relay.outbox.send(&ProviderMessage::InferenceResponseChunk(chunk)) {
+        // Deltas find a place (generate waited for one); the few closing chunks may go beyond.
+        let place = self.window.clone().try_acquire_owned().ok();
+        if self.relay.outbox.send_in_window(&ProviderMessage::InferenceResponseChunk(chunk), place) {
             self.seq += 1;
         }
     }

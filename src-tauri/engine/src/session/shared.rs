@@ -130,11 +130,12 @@ impl Shared {
             max_context_tokens: d.max_context_tokens,
             max_concurrency: self.config.slots,
             throughput_tps_estimate: d.throughput_tps_estimate,
-            binary_version: env!("CARGO_PKG_VERSION").to_string(),
+            binary_version: self.config.binary_version.clone(),
             attestation: None,
             model_hash: None,
             model_hash_algorithm: None,
-            runtime_source: Some(format!("hearth/{}", d.engine)),
+            // Hearth's own version, and the engine that serves.
+            runtime_source: Some(format!("hearth/{} ({})", env!("CARGO_PKG_VERSION"), d.engine)),
         }
     }
 

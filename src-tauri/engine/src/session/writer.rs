@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
 use hearth_protocol::{encode, ProviderMessage};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -19,11 +19,15 @@ use super::link_error;
 /// Frames written in one go before a flush.
 const BATCH: usize = 64;
 
+/// A frame of the bulk lane, with the place it holds in its request's window of unwritten chunks
+/// (given back once the frame is written, see [`Outbox::send_in_window`]).
+type Bulk = (Message, Option<OwnedSemaphorePermit>);
+
 /// A cheap, cloneable handle for sending frames to the session's writer.
 #[derive(Clone, Debug)]
 pub struct Outbox {
     priority: mpsc::UnboundedSender<Message>,
-    bulk: mpsc::UnboundedSender<Message>,
+    bulk: mpsc::UnboundedSender<Bulk>,
 }
 
 impl Outbox {
@@ -40,7 +44,14 @@ impl Outbox {
 
     /// Response chunks and ends, in order.
     pub fn send(&self, message: &ProviderMessage) -> bool {
-        self.bulk.send(Message::text(encode(message))).is_ok()
+        self.send_in_window(message, None)
+    }
+
+    /// Like [`Outbox::send`], holding `place` (a permit of the request's window) until the writer
+    /// has written the frame: a request whose chunks are not being written cannot queue more than
+    /// its window, so a coordinator that stops reading slows the job, not the provider's memory.
+    pub fn send_in_window(&self, message: &ProviderMessage, place: Option<OwnedSemaphorePermit>) -> bool {
+        self.bulk.send((Message::text(encode(message)), place)).is_ok()
     }
 
     /// Asks the writer to send a close frame after what is already queued in the priority lane,
@@ -54,7 +65,7 @@ impl Outbox {
     /// close must follow the end frames of the jobs it waited for).
     pub fn close_after_pending(&self, code: u16, reason: &str) {
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_string().into() };
-        let _ = self.bulk.send(Message::Close(Some(frame)));
+        let _ = self.bulk.send((Message::Close(Some(frame)), None));
     }
 
     pub fn is_closed(&self) -> bool {
@@ -64,21 +75,21 @@ impl Outbox {
 
 pub struct OutboxReceiver {
     priority: mpsc::UnboundedReceiver<Message>,
-    bulk: mpsc::UnboundedReceiver<Message>,
+    bulk: mpsc::UnboundedReceiver<Bulk>,
 }
 
 impl OutboxReceiver {
-    async fn next(&mut self) -> Option<Message> {
+    async fn next(&mut self) -> Option<Bulk> {
         tokio::select! {
             biased;
-            Some(m) = self.priority.recv() => Some(m),
-            Some(m) = self.bulk.recv() => Some(m),
+            Some(m) = self.priority.recv() => Some((m, None)),
+            Some(b) = self.bulk.recv() => Some(b),
             else => None,
         }
     }
 
-    fn try_next(&mut self) -> Option<Message> {
-        self.priority.try_recv().or_else(|_| self.bulk.try_recv()).ok()
+    fn try_next(&mut self) -> Option<Bulk> {
+        self.priority.try_recv().map(|m| (m, None)).or_else(|_| self.bulk.try_recv()).ok()
     }
 }
 
@@ -101,25 +112,29 @@ pub async fn run(
     write_timeout: Duration,
     user_timeout: Duration,
 ) -> WriterExit {
+    // The window places of the frames fed since the last flush: given back once they are written.
+    let mut written = Vec::with_capacity(BATCH);
     loop {
-        let Some(first) = rx.next().await else { return WriterExit::Idle };
+        let Some((first, place)) = rx.next().await else { return WriterExit::Idle };
         let mut closing = matches!(first, Message::Close(_));
         if let Err(exit) = feed(&mut sink, first, write_timeout, user_timeout).await {
             return exit;
         }
+        written.extend(place);
         let mut batched = 1;
         while !closing && batched < BATCH {
-            let Some(next) = rx.try_next() else { break };
+            let Some((next, place)) = rx.try_next() else { break };
             closing = matches!(next, Message::Close(_));
             if let Err(exit) = feed(&mut sink, next, write_timeout, user_timeout).await {
                 return exit;
             }
+            written.extend(place);
             batched += 1;
         }
         match tokio::time::timeout(write_timeout, sink.flush()).await {
             Err(_) => return WriterExit::Timeout,
             Ok(Err(e)) => return WriterExit::Failed(link_error::describe(&e, "writing to", user_timeout)),
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => written.clear(),
         }
         if closing {
             return WriterExit::Closed;

@@ -99,8 +99,10 @@ impl GgufRunner {
             open: AtomicUsize::new(0),
             decodes: AtomicU64::new(0),
         });
-        // One job's prefill chunk plus one decode token from each of the others.
-        let capacity = options.n_batch + slots - 1;
+        // A prefill chunk from every slot at once, so prompts that arrive together are prefilled
+        // together (and reach their first token together); llama.cpp runs it in micro-batches of
+        // one chunk, so the compute buffers stay one chunk's size.
+        let capacity = options.n_batch * slots;
         let (requests, inbox) = mpsc::channel::<Request>();
         let (ready_tx, ready) = mpsc::sync_channel::<Result<(), String>>(1);
         let seen = sequences.clone();
