@@ -19,38 +19,19 @@ pub struct BenchResult {
 }
 
 /// Runs `runs` greedy raw-prompt jobs of about `prompt_tokens` prompt tokens and `gen_tokens`
-/// generated tokens each. Runs on the calling thread.
+/// generated tokens each, one at a time.
 pub fn bench_model(
     engine: &dyn Engine,
     prompt_tokens: usize,
     gen_tokens: u32,
     runs: usize,
 ) -> Result<BenchResult, EngineError> {
-    let request = raw_request(prompt_tokens, gen_tokens);
-    let mut prefill = Vec::new();
-    let mut decode = Vec::new();
-    let mut last = None;
-    for _ in 0..runs.max(1) {
-        let out = engine.generate(&request, &CancelToken::new(), &mut |_| {})?;
-        prefill.push(out.prompt_tokens as f64 / out.prefill_time.as_secs_f64().max(1e-9));
-        let steps = out.completion_tokens.saturating_sub(1) as f64;
-        decode.push(if steps > 0.0 { steps / out.decode_time.as_secs_f64().max(1e-9) } else { 0.0 });
-        last = Some(out);
-    }
-    let last = last.expect("at least one run");
-    Ok(BenchResult {
-        prompt_tokens: last.prompt_tokens,
-        generated_tokens: last.completion_tokens,
-        runs: runs.max(1),
-        prompt_tps: median(&mut prefill),
-        generation_tps: median(&mut decode),
-        peak_rss_bytes: peak_rss(),
-    })
+    bench_parallel(engine, 1, prompt_tokens, gen_tokens, runs)
 }
 
 /// `jobs` greedy jobs of the same shape at once, each on its own thread: the aggregate decode
-/// speed (every job's tokens after its first, over the longest decode) and the slowest job's
-/// prefill, the median over `runs`.
+/// speed (every job's tokens after its first — the first is prefill's — over the longest decode)
+/// and the aggregate prefill (every prompt over the slowest prefill), the median over `runs`.
 pub fn bench_parallel(
     engine: &dyn Engine,
     jobs: usize,
