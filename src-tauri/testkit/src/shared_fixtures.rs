@@ -6,12 +6,19 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// `shared/` beside the repository clone; `HEARTH_SHARED_DIR` overrides.
+///
+/// Found from the working directory, which cargo sets to the test's package inside the clone: the
+/// nearest ancestor with a `shared/` folder beside it. Not from the build tree's path, so nothing
+/// here depends on where the crate was compiled.
 pub fn shared_dir() -> PathBuf {
     if let Ok(d) = std::env::var("HEARTH_SHARED_DIR") {
         return PathBuf::from(d);
     }
-    // This crate is src-tauri/testkit: three levels below the clone's parent.
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    cwd.ancestors()
+        .map(|a| a.join("shared"))
+        .find(|s| s.join("fixtures").is_dir() || s.join("design").is_dir())
+        .unwrap_or_else(|| cwd.join("../shared"))
 }
 
 /// A fixture model directory, e.g. `fixture_model("tiny-llama-4bit")`.
