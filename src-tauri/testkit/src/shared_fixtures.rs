@@ -18,7 +18,7 @@ pub fn shared_dir() -> PathBuf {
     cwd.ancestors()
         .map(|a| a.join("shared"))
         .find(|s| s.join("fixtures").is_dir() || s.join("design").is_dir())
-        .unwrap_or_else(|| cwd.join("../shared"))
+        .unwrap_or_else(|| cwd.join("..").join("shared"))
 }
 
 /// A fixture model directory, e.g. `fixture_model("tiny-llama-4bit")`.
