@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::messages::{nak_code, CoordinatorMessage, ErrorBody, Nak, ProviderMessage};
+use crate::v2::{SealedCoordinatorFrame, SealedProviderFrame};
 
 /// The coordinator's `ws.max_frame_bytes`.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
@@ -45,12 +46,28 @@ impl DecodeError {
 struct TypeOnly<'a> {
     #[serde(rename = "type", borrow)]
     type_name: Option<std::borrow::Cow<'a, str>>,
+    /// `true` on a sealed frame of a v2 session.
+    #[serde(default)]
+    encrypted: Option<bool>,
 }
 
-const COORDINATOR_TYPES: &[&str] =
-    &["hello_ack", "inference_request", "cancel_request", "preflight", "warm_up", "drain", "nak"];
+const COORDINATOR_TYPES: &[&str] = &[
+    "hello_ack",
+    "auth_challenge",
+    "auth_response",
+    "aead_rekey_request",
+    "inference_request",
+    "cancel_request",
+    "preflight",
+    "warm_up",
+    "drain",
+    "nak",
+];
+const SEALED_COORDINATOR_TYPES: &[&str] = &["inference_request", "aead_rekey_commit"];
 const PROVIDER_TYPES: &[&str] = &[
     "hello",
+    "auth_request",
+    "aead_rekey_response",
     "state_update",
     "heartbeat",
     "inference_response_chunk",
@@ -59,18 +76,59 @@ const PROVIDER_TYPES: &[&str] = &[
     "drain_status",
     "nak",
 ];
+const SEALED_PROVIDER_TYPES: &[&str] = &["inference_response_chunk", "inference_response_end", "aead_rekey_committed"];
+
+/// A frame a provider reads: plaintext, or sealed (v2's encrypted leg; open it with the session's
+/// [`crate::v2::Opener`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoordinatorFrame {
+    Plain(CoordinatorMessage),
+    Sealed(SealedCoordinatorFrame),
+}
+
+/// A frame the pool reads: plaintext or sealed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderFrame {
+    Plain(ProviderMessage),
+    Sealed(SealedProviderFrame),
+}
 
 fn decode<T: DeserializeOwned>(text: &str, max: usize, known: &[&str]) -> Result<T, DecodeError> {
+    let (type_name, _) = head(text, max)?;
+    typed(text, type_name, known)
+}
+
+/// The size check and the `type` (and `encrypted` flag) of a frame.
+fn head(text: &str, max: usize) -> Result<(String, bool), DecodeError> {
     if text.len() > max {
         return Err(DecodeError::TooLarge { size: text.len(), max });
     }
     let head: TypeOnly<'_> = serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let type_name = head.type_name.ok_or(DecodeError::MissingType)?;
-    if !known.contains(&type_name.as_ref()) {
-        return Err(DecodeError::UnknownType(type_name.into_owned()));
+    Ok((type_name.into_owned(), head.encrypted == Some(true)))
+}
+
+fn typed<T: DeserializeOwned>(text: &str, type_name: String, known: &[&str]) -> Result<T, DecodeError> {
+    if !known.contains(&type_name.as_str()) {
+        return Err(DecodeError::UnknownType(type_name));
     }
-    serde_json::from_str(text)
-        .map_err(|e| DecodeError::Invalid { type_name: type_name.into_owned(), detail: e.to_string() })
+    serde_json::from_str(text).map_err(|e| DecodeError::Invalid { type_name, detail: e.to_string() })
+}
+
+/// Decodes what a coordinator sent on a session that may be encrypted.
+pub fn decode_coordinator_frame(text: &str, max_frame_bytes: usize) -> Result<CoordinatorFrame, DecodeError> {
+    match head(text, max_frame_bytes)? {
+        (type_name, true) => typed(text, type_name, SEALED_COORDINATOR_TYPES).map(CoordinatorFrame::Sealed),
+        (type_name, false) => typed(text, type_name, COORDINATOR_TYPES).map(CoordinatorFrame::Plain),
+    }
+}
+
+/// Decodes what a provider sent on a session that may be encrypted.
+pub fn decode_provider_frame(text: &str, max_frame_bytes: usize) -> Result<ProviderFrame, DecodeError> {
+    match head(text, max_frame_bytes)? {
+        (type_name, true) => typed(text, type_name, SEALED_PROVIDER_TYPES).map(ProviderFrame::Sealed),
+        (type_name, false) => typed(text, type_name, PROVIDER_TYPES).map(ProviderFrame::Plain),
+    }
 }
 
 /// Decodes a frame a coordinator sent (what a provider reads).

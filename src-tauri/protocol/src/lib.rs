@@ -11,7 +11,9 @@
 //! * [`model_key`]: how the coordinator names models (the rate card's key, the names a request may
 //!   use for the served model); [`earnings`]: its earnings formula, in integers.
 //!
-//! The facts encoded here come from `shared/design/PROTOCOL.md`.
+//! * [`v2`]: the v2 handshake and the encrypted leg (PROTOCOL-V2.md).
+//!
+//! The facts encoded here come from `shared/design/PROTOCOL.md` and `PROTOCOL-V2.md`.
 
 pub mod close;
 pub mod codec;
@@ -19,7 +21,11 @@ pub mod earnings;
 pub mod messages;
 pub mod model_key;
 pub mod openai;
+pub mod v2;
 
-pub use codec::{decode_coordinator, decode_provider, encode, DecodeError, DEFAULT_MAX_FRAME_BYTES};
+pub use codec::{
+    decode_coordinator, decode_coordinator_frame, decode_provider, decode_provider_frame, encode, CoordinatorFrame,
+    DecodeError, ProviderFrame, DEFAULT_MAX_FRAME_BYTES,
+};
 pub use messages::*;
 pub use model_key::{model_key, names_served_model};

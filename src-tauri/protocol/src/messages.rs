@@ -23,6 +23,9 @@ pub const MAX_HEARTBEAT_TICK_S: u64 = 5;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ProviderMessage {
     Hello(Hello),
+    /// v2's first and third frame (`stage` says which).
+    AuthRequest(crate::v2::AuthRequest),
+    AeadRekeyResponse(crate::v2::RekeyResponse),
     StateUpdate(StateUpdate),
     Heartbeat(Heartbeat),
     InferenceResponseChunk(ResponseChunk),
@@ -37,6 +40,9 @@ pub enum ProviderMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CoordinatorMessage {
     HelloAck(HelloAck),
+    AuthChallenge(crate::v2::AuthChallenge),
+    AuthResponse(crate::v2::AuthResponse),
+    AeadRekeyRequest(crate::v2::RekeyRequest),
     InferenceRequest(InferenceRequest),
     CancelRequest(CancelRequest),
     Preflight(Preflight),
@@ -50,6 +56,8 @@ impl ProviderMessage {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Hello(_) => "hello",
+            Self::AuthRequest(_) => "auth_request",
+            Self::AeadRekeyResponse(_) => "aead_rekey_response",
             Self::StateUpdate(_) => "state_update",
             Self::Heartbeat(_) => "heartbeat",
             Self::InferenceResponseChunk(_) => "inference_response_chunk",
@@ -66,6 +74,9 @@ impl CoordinatorMessage {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::HelloAck(_) => "hello_ack",
+            Self::AuthChallenge(_) => "auth_challenge",
+            Self::AuthResponse(_) => "auth_response",
+            Self::AeadRekeyRequest(_) => "aead_rekey_request",
             Self::InferenceRequest(_) => "inference_request",
             Self::CancelRequest(_) => "cancel_request",
             Self::Preflight(_) => "preflight",
@@ -375,6 +386,10 @@ pub mod nak_code {
     pub const INVALID_MESSAGE: &str = "invalid_message";
     pub const FRAME_TOO_LARGE: &str = "frame_too_large";
     pub const UNEXPECTED_MESSAGE: &str = "unexpected_message";
+    /// A plaintext request on an encrypted session.
+    pub const TIER2_ENCRYPTED_FRAME_REQUIRED: &str = "tier2_encrypted_frame_required";
+    /// A sealed frame that did not open.
+    pub const TIER2_AEAD_DECRYPT_FAILED: &str = "tier2_aead_decrypt_failed";
 }
 
 /// Why a `hello` is not acceptable; the coordinator closes 4001 with `invalid_hello: <field>`.

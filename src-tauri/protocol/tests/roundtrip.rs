@@ -1,17 +1,12 @@
 //! Every message type round-trips, the example frames in PROTOCOL.md decode verbatim, and bad
 //! frames get errors that say what was wrong.
 
-use std::path::PathBuf;
-
 use hearth_protocol::openai::{ChatCompletionRequest, ChunkBuilder, FinishReason};
 use hearth_protocol::*;
 use serde_json::Value;
 
-fn shared_dir() -> PathBuf {
-    std::env::var_os("HEARTH_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
+mod support;
+use support::shared_dir;
 
 /// The JSON lines of the "Example frames" block of PROTOCOL.md.
 fn protocol_examples() -> Vec<String> {
