@@ -56,6 +56,25 @@ pub struct ConnectionHealth {
     pub last_close_code: Option<u16>,
     pub last_close_reason: Option<String>,
     pub last_error: Option<String>,
+    /// The session's protocol: `"v2"` or `"v1"` (None before the first handshake).
+    pub protocol: Option<String>,
+    /// The encrypted leg, on a v2 session.
+    pub encrypted_leg: Option<EncryptedLegStatus>,
+    /// In-band rekeys this session so far.
+    pub rekeys: u64,
+    /// This coordinator refused v2's first frame, so `auto` now speaks v1 to it.
+    pub v1_fallback: bool,
+}
+
+/// What the UI shows of a session's encryption.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EncryptedLegStatus {
+    pub alg: String,
+    pub kid: String,
+    /// Chunks carry the per-request envelope.
+    pub chunk_envelope: bool,
+    /// In-band rekey was negotiated.
+    pub in_band_rekey: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,16 +9,18 @@ use hearth_engine::session::{HandlerProbe, ProviderConfig};
 use hearth_engine::status::{JobOutcome, ProviderPhase};
 use hearth_inference::scripted::ScriptedEngine;
 use hearth_protocol::{
-    CancelRequest, CoordinatorMessage, EndStatus, Preflight, PreflightReason, ProviderMessage, ProviderState,
-    ResponseEnd,
+    CancelRequest, CoordinatorMessage, EndStatus, Preflight, PreflightReason, ProtocolChoice,
+    ProviderMessage, ProviderState, ResponseEnd,
 };
 use hearth_testkit::chat::chat;
 use hearth_testkit::fake_coordinator::{inference_request, FakeCoordinator, Seen};
 use hearth_testkit::hearth::MODEL;
 use hearth_testkit::poll::poll_until;
 
+/// A provider that opens with v2 (the default, `auto`) unless a test asks for v1.
 fn config(url: String) -> ProviderConfig {
     let mut c = ProviderConfig::new(url, "test-provider");
+    c.protocol = ProtocolChoice::V2;
     c.backoff_base = Duration::from_millis(50);
     c.backoff_cap = Duration::from_millis(500);
     c.reconnect_after_drain = Duration::from_millis(200);
@@ -52,12 +54,28 @@ impl HandlerProbe for StallOnce {
     }
 }
 
+fn v1(url: String) -> ProviderConfig {
+    ProviderConfig { protocol: ProtocolChoice::V1, ..config(url) }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_during_a_handler_stall_never_backs_up_the_socket() {
+    flood_during_a_handler_stall(ProtocolChoice::V2).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_during_a_handler_stall_never_backs_up_the_socket_on_v1() {
+    flood_during_a_handler_stall(ProtocolChoice::V1).await
+}
+
+/// Floods `cancel_request`s for unknown ids while the handler is stalled. On v1 each gets a
+/// `cancelled` end; on v2 the reference provider stays silent for an id it never saw (the stream
+/// flag its sealed end would bind is unknown), so there the order of handling is what is checked.
+async fn flood_during_a_handler_stall(protocol: ProtocolChoice) {
     let fake = FakeCoordinator::bind(30).await;
     let probe = Arc::new(StallOnce { seen: Mutex::new(vec![]), stall: Duration::from_secs(3) });
     let provider = Provider::start_with_probe(
-        config(fake.url()),
+        ProviderConfig { protocol, ..config(fake.url()) },
         Arc::new(ScriptedEngine::new(MODEL)),
         Some(probe.clone()),
     );
@@ -89,6 +107,16 @@ async fn flood_during_a_handler_stall_never_backs_up_the_socket() {
     let seen = probe.seen.lock().unwrap().clone();
     let expected: Vec<String> = (0..FRAMES).map(|i| format!("c-{i}")).collect();
     assert_eq!(seen, expected, "frames were handled out of order");
+    assert_eq!(session.v2, protocol == ProtocolChoice::V2);
+    if session.v2 {
+        let end = session.next(Duration::from_millis(500)).await;
+        assert!(
+            !matches!(end, Some((_, Seen::Message(ProviderMessage::InferenceResponseEnd(_))))),
+            "an unknown cancel got an end on v2: {end:?}"
+        );
+        provider.stop().await;
+        return;
+    }
     let mut ends = 0;
     while ends < FRAMES {
         let end = session
@@ -107,11 +135,20 @@ async fn flood_during_a_handler_stall_never_backs_up_the_socket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_keep_their_rhythm_while_a_forward_pass_stalls_and_the_cpu_is_saturated() {
+    heartbeats_under_a_stalled_prefill(ProtocolChoice::V2).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_their_rhythm_while_a_forward_pass_stalls_on_v1() {
+    heartbeats_under_a_stalled_prefill(ProtocolChoice::V1).await
+}
+
+async fn heartbeats_under_a_stalled_prefill(protocol: ProtocolChoice) {
     let fake = FakeCoordinator::bind(1).await; // 1 s interval → 1 s tick
     let mut engine = ScriptedEngine::new(MODEL);
     engine.prefill_stall = Duration::from_secs(3); // 3× the period, spinning like a real prefill
     engine.spin = true;
-    let provider = Provider::start(config(fake.url()), Arc::new(engine));
+    let provider = Provider::start(ProviderConfig { protocol, ..config(fake.url()) }, Arc::new(engine));
     let mut session = fake.accept().await;
 
     // Saturate every core for the whole measurement.

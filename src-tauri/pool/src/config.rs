@@ -42,6 +42,13 @@ pub struct PoolConfig {
     pub provider_tokens: Option<HashSet<String>>,
     /// Serve `wss://` and `https://` with this certificate instead of plain text.
     pub tls: Option<TlsFiles>,
+    /// Refuse a v1 `hello` (4013 `tier2_encrypted_leg_required`), as a coordinator with
+    /// `tier2.require_encrypted_leg` does.
+    pub require_v2: bool,
+    /// Rekey an encrypted session after this many requests in one key epoch (production: 10000).
+    pub rekey_after_requests: u64,
+    /// … or after its key epoch is this old (production: an hour).
+    pub rekey_after: Duration,
 }
 
 /// A PEM certificate chain and its PEM private key.
@@ -67,6 +74,9 @@ impl Default for PoolConfig {
             sse_keepalive: Duration::from_secs(5),
             provider_tokens: None,
             tls: None,
+            require_v2: false,
+            rekey_after_requests: 10_000,
+            rekey_after: Duration::from_secs(3600),
         }
     }
 }

@@ -28,6 +28,8 @@ pub(crate) struct ProviderRow {
     pub connected_unix: u64,
     /// `None` while disconnected (in grace).
     pub link: Option<SessionLink>,
+    /// An in-band rekey is in progress: no new dispatch until it commits (production's rule).
+    pub rekeying: bool,
 }
 
 /// Why a request could not be routed.
@@ -63,6 +65,7 @@ impl Registry {
             max_context_tokens: hello.max_context_tokens,
             connected_unix: unix_now(),
             link: Some(link),
+            rekeying: false,
         };
         self.rows.insert(hello.provider_id.clone(), row).and_then(|old| old.link)
     }
@@ -131,7 +134,9 @@ impl Registry {
         // Least loaded first: most free slots, then fewest slots in use.
         let chosen = rows
             .iter()
-            .filter(|r| r.link.is_some() && r.state == ProviderState::Ready && r.slots_free > 0)
+            .filter(|r| {
+                r.link.is_some() && !r.rekeying && r.state == ProviderState::Ready && r.slots_free > 0
+            })
             .max_by_key(|r| (r.slots_free, std::cmp::Reverse(r.slots_total.saturating_sub(r.slots_free))))
             .map(|r| (r.provider_id.clone(), r.assigned_id.clone()));
         let Some((provider_id, assigned_id)) = chosen else {
@@ -141,6 +146,16 @@ impl Registry {
             row.slots_free -= 1;
         }
         Ok((provider_id, assigned_id))
+    }
+
+    /// Holds (or releases) new dispatches to a session while it rekeys.
+    pub(crate) fn set_rekeying(&mut self, provider_id: &str, assigned_id: &str, rekeying: bool) {
+        self.with_row(provider_id, assigned_id, |row| row.rekeying = rekeying);
+    }
+
+    /// Whether a provider for `model` is only waiting out a rekey (a dispatch should wait, not fail).
+    pub(crate) fn rekeying_serves(&self, model: &str) -> bool {
+        self.rows.values().any(|r| r.rekeying && r.link.is_some() && serves(&r.model_id, model))
     }
 
     /// Gives back the slot a finished request held (the provider's own updates overwrite it anyway).

@@ -98,6 +98,14 @@ impl PoolState {
     }
 
     /// Whether the session has requests in flight; the liveness check is suspended while it does.
+    pub(crate) fn set_rekeying(&self, provider_id: &str, assigned_id: &str, rekeying: bool) {
+        self.with_table(|providers, _| providers.set_rekeying(provider_id, assigned_id, rekeying));
+    }
+
+    pub(crate) fn rekeying_serves(&self, model: &str) -> bool {
+        self.with_table(|providers, _| providers.rekeying_serves(model))
+    }
+
     pub(crate) fn has_active(&self, assigned_id: &str) -> bool {
         self.with_table(|_, requests| requests.has_active(assigned_id))
     }

@@ -47,9 +47,12 @@ pub fn advice(code: u16) -> (AfterClose, &'static str) {
         PROVISIONAL_RATE_LIMITED => (Retry, "the coordinator is rate-limiting new providers; retrying later"),
         BANNED => (Stop, "this provider was banned or rejected by the coordinator"),
         TIER2_ATTESTATION_FAILED => (Stop, "the coordinator requires attestation Hearth cannot provide"),
-        TIER2_KEY_EXCHANGE_FAILED => {
-            (Stop, "the coordinator requires the encrypted (v2) session, which Hearth does not speak yet")
-        }
+        // A bug or a settings mismatch; the provider stops after three in a row.
+        TIER2_KEY_EXCHANGE_FAILED => (
+            Retry,
+            "the coordinator requires the encrypted (v2) session or refused its key exchange; set \
+             `protocol` to auto or v2 in Settings",
+        ),
         TOO_MANY_SOCKETS => (Retry, "the coordinator has too many connections; retrying later"),
         _ => (Retry, "the coordinator closed the session"),
     }

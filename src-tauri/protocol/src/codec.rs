@@ -76,7 +76,8 @@ const PROVIDER_TYPES: &[&str] = &[
     "drain_status",
     "nak",
 ];
-const SEALED_PROVIDER_TYPES: &[&str] = &["inference_response_chunk", "inference_response_end", "aead_rekey_committed"];
+const SEALED_PROVIDER_TYPES: &[&str] =
+    &["inference_response_chunk", "inference_response_end", "aead_rekey_committed"];
 
 /// A frame a provider reads: plaintext, or sealed (v2's encrypted leg; open it with the session's
 /// [`crate::v2::Opener`]).

@@ -15,6 +15,7 @@
 //!
 //! The facts encoded here come from `shared/design/PROTOCOL.md` and `PROTOCOL-V2.md`.
 
+pub mod choice;
 pub mod close;
 pub mod codec;
 pub mod earnings;
@@ -23,9 +24,10 @@ pub mod model_key;
 pub mod openai;
 pub mod v2;
 
+pub use choice::ProtocolChoice;
 pub use codec::{
-    decode_coordinator, decode_coordinator_frame, decode_provider, decode_provider_frame, encode, CoordinatorFrame,
-    DecodeError, ProviderFrame, DEFAULT_MAX_FRAME_BYTES,
+    decode_coordinator, decode_coordinator_frame, decode_provider, decode_provider_frame, encode,
+    CoordinatorFrame, DecodeError, ProviderFrame, DEFAULT_MAX_FRAME_BYTES,
 };
 pub use messages::*;
 pub use model_key::{model_key, names_served_model};

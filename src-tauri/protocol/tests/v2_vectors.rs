@@ -11,7 +11,8 @@ use serde_json::Value;
 
 fn vectors() -> Value {
     let path = support::shared_dir().join("fixtures/protocol-v2-vectors.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
@@ -46,13 +47,20 @@ fn worked_ids(w: &Value) -> SessionIds {
 #[test]
 fn key_derivation_matches_the_go_test_inputs() {
     let v = &vectors()["repo_derived"]["go_pillar_b_test_deterministic_inputs"];
-    let ids = SessionIds { provider_id: s(&v["provider_id"]).into(), assigned_id: s(&v["assigned_id"]).into() };
-    let (shared, pp, cp) =
-        (hex32(&v["shared_secret_hex"]), hex32(&v["provider_public_hex"]), hex32(&v["coordinator_public_hex"]));
+    let ids =
+        SessionIds { provider_id: s(&v["provider_id"]).into(), assigned_id: s(&v["assigned_id"]).into() };
+    let (shared, pp, cp) = (
+        hex32(&v["shared_secret_hex"]),
+        hex32(&v["provider_public_hex"]),
+        hex32(&v["coordinator_public_hex"]),
+    );
     assert_eq!(hex::encode(keys::transcript_preimage(&ids, &pp, &cp)), s(&v["transcript_preimage_hex"]));
     let derived = keys::derive(&shared, &ids, &pp, &cp);
     assert_keys(&derived, &v["current_framing_outputs"]);
-    assert_eq!(hex::encode(keys::prk(&shared, &derived.transcript)), s(&v["current_framing_outputs"]["prk_hex"]));
+    assert_eq!(
+        hex::encode(keys::prk(&shared, &derived.transcript)),
+        s(&v["current_framing_outputs"]["prk_hex"])
+    );
     // The legacy framing's kid is what a mismatch with an old coordinator looks like: not ours.
     assert_ne!(derived.kid, s(&v["legacy_bare_concat_outputs_DO_NOT_USE"]["kid"]));
 }
@@ -165,9 +173,11 @@ fn the_worked_example_frames_seal_and_open_byte_for_byte() {
         check_frame(&keys, &ids, &w[name]);
     }
     // The plaintexts parse as the types we read them into.
-    let request: RequestPlaintext = serde_json::from_str(s(&w["c2p_inference_request"]["plaintext"])).unwrap();
+    let request: RequestPlaintext =
+        serde_json::from_str(s(&w["c2p_inference_request"]["plaintext"])).unwrap();
     assert!(request.body.contains("Qwen3-8B-4bit"));
-    let chunk: ChunkPlaintext = serde_json::from_str(s(&w["p2c_inference_response_chunk"]["plaintext"])).unwrap();
+    let chunk: ChunkPlaintext =
+        serde_json::from_str(s(&w["p2c_inference_response_chunk"]["plaintext"])).unwrap();
     assert_eq!(chunk.seq, 0);
     let end: hearth_protocol::ResponseEnd =
         serde_json::from_str(s(&w["p2c_inference_response_end"]["plaintext"])).unwrap();
@@ -188,7 +198,10 @@ fn the_repo_test_frames_seal_byte_for_byte() {
         assert_eq!(&nonce[..4], &base);
         let aad = hex::decode(s(&f["aad_hex"])).unwrap();
         let sealed = cipher
-            .encrypt(aes_gcm::Nonce::from_slice(&nonce), Payload { msg: s(&f["plaintext"]).as_bytes(), aad: &aad })
+            .encrypt(
+                aes_gcm::Nonce::from_slice(&nonce),
+                Payload { msg: s(&f["plaintext"]).as_bytes(), aad: &aad },
+            )
             .unwrap();
         let (ct, tag) = sealed.split_at(sealed.len() - 16);
         assert_eq!(hex::encode(ct), s(&f["ciphertext_hex"]), "{name}");
@@ -245,7 +258,8 @@ fn a_windowed_opener_takes_frames_out_of_order_but_never_twice_or_too_far_ahead(
     let (keys, ids) = (worked_keys(w), worked_ids(w));
     let ctx = FrameContext { frame_type: "inference_response_chunk", request_id: "r", stream: true };
     let mut sealer = Sealer::new(&keys, Direction::P2c, &ids);
-    let frames: Vec<Enc> = (0..6).map(|i| sealer.seal(ctx, format!("chunk {i}").as_bytes()).unwrap()).collect();
+    let frames: Vec<Enc> =
+        (0..6).map(|i| sealer.seal(ctx, format!("chunk {i}").as_bytes()).unwrap()).collect();
     let mut opener = Opener::new(&keys, Direction::P2c, &ids, SeqPolicy::Window(4));
     for i in [1, 0, 3, 2] {
         assert_eq!(opener.open(&frames[i], ctx).unwrap(), format!("chunk {i}").into_bytes());
@@ -264,7 +278,9 @@ fn the_rekey_example_runs_from_both_ends() {
     let old = worked_keys(w);
     let request: RekeyRequest = serde_json::from_str(s(&r["aead_rekey_request"])).unwrap();
     assert_eq!(request.old_kid, old.kid);
-    let before_expiry = time::OffsetDateTime::parse("2026-07-14T12:00:00Z", &time::format_description::well_known::Rfc3339).unwrap();
+    let before_expiry =
+        time::OffsetDateTime::parse("2026-07-14T12:00:00Z", &time::format_description::well_known::Rfc3339)
+            .unwrap();
     let provider_key = KeyPair::from_secret_bytes(hex32(&r["new_provider_x25519_private_hex"]));
     let (pending, response) =
         ProviderRekey::respond_with_key(&request, &ids, &old.kid, true, before_expiry, provider_key).unwrap();
@@ -283,7 +299,7 @@ fn the_rekey_example_runs_from_both_ends() {
         coordinator_key,
     );
     assert_eq!(request_again, request);
-    let sent = coordinator.on_response(&response).unwrap();
+    let (sent, mut coordinator_sealer) = coordinator.on_response(&response).unwrap();
     assert_keys(&sent_keys(&sent), &r["new_keys"]);
     let commit_wire: Value = serde_json::from_str(s(&r["aead_rekey_commit"]["wire_frame"])).unwrap();
 
@@ -303,15 +319,15 @@ fn the_rekey_example_runs_from_both_ends() {
     assert_eq!(plaintext.len(), s(&r["proof_plaintext"]).len());
 
     // Both continue at seq 1 under the new keys.
-    let mut coordinator_epoch = sent.on_committed(&committed, SeqPolicy::Strict).unwrap();
+    let (_, mut coordinator_opener) = sent.on_committed(&committed, SeqPolicy::Strict).unwrap();
     let ctx = FrameContext { frame_type: "inference_request", request_id: "req-after", stream: false };
-    let enc = coordinator_epoch.sealer.seal(ctx, b"after the rekey").unwrap();
+    let enc = coordinator_sealer.seal(ctx, b"after the rekey").unwrap();
     assert_eq!(enc.seq, 1);
     assert_eq!(epoch.opener.open(&enc, ctx).unwrap(), b"after the rekey");
     let back = FrameContext { frame_type: "inference_response_end", request_id: "req-after", stream: false };
     let enc = epoch.sealer.seal(back, b"end").unwrap();
     assert_eq!(enc.seq, 1);
-    assert_eq!(coordinator_epoch.opener.open(&enc, back).unwrap(), b"end");
+    assert_eq!(coordinator_opener.open(&enc, back).unwrap(), b"end");
 }
 
 fn sent_keys(sent: &CommitSent) -> KeySet {
@@ -325,7 +341,9 @@ fn a_rekey_request_that_does_not_fit_the_session_is_refused() {
     let ids = worked_ids(w);
     let old = worked_keys(w);
     let request: RekeyRequest = serde_json::from_str(s(&r["aead_rekey_request"])).unwrap();
-    let now = time::OffsetDateTime::parse("2026-07-14T12:00:00Z", &time::format_description::well_known::Rfc3339).unwrap();
+    let now =
+        time::OffsetDateTime::parse("2026-07-14T12:00:00Z", &time::format_description::well_known::Rfc3339)
+            .unwrap();
     let later = now + time::Duration::minutes(1);
     let refuse = |req: &RekeyRequest, kid: &str, negotiated: bool, at| {
         ProviderRekey::respond(req, &ids, kid, negotiated, at).err().expect("must be refused").to_string()
@@ -366,6 +384,7 @@ fn canonical_json_and_the_identity_signature_match() {
 
 #[test]
 fn canonical_json_normalises_values_not_keys_and_prints_numbers_like_ecmascript() {
-    let value: Value = serde_json::from_str(r#"{"b":8.0,"a":"e\u0301","é":1e21,"c":[0.1,-0.0,"<&>/"]}"#).unwrap();
+    let value: Value =
+        serde_json::from_str(r#"{"b":8.0,"a":"e\u0301","é":1e21,"c":[0.1,-0.0,"<&>/"]}"#).unwrap();
     assert_eq!(jcs::canonical_json(&value), "{\"a\":\"é\",\"b\":8,\"c\":[0.1,0,\"<&>/\"],\"é\":1e+21}");
 }

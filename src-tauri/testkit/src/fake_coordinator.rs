@@ -1,6 +1,9 @@
 //! A scriptable fake coordinator on a real socket: it accepts a provider's WebSocket session,
-//! answers the hello, and lets a test send any frame (or any text, malformed on purpose) and watch
-//! what the provider sends back, each item with its arrival time.
+//! answers the hello (or runs the v2 handshake, when the provider opens with `auth_request`), and
+//! lets a test send any frame (or any text, malformed on purpose) and watch what the provider sends
+//! back, each item with its arrival time. On a v2 session it seals requests and opens the
+//! provider's sealed chunks and ends with the protocol crate's Pillar-B code, strictly in seq
+//! order, so a test reads the same plaintext messages on either version.
 //!
 //! It speaks through `hearth_protocol`'s own types, so a test reads like the protocol document:
 //!
@@ -29,9 +32,19 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::SplitSink;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use hearth_protocol::{decode_provider, encode, CoordinatorMessage, Hello, HelloAck, ProviderMessage};
+use hearth_protocol::v2::{
+    AuthInitial, AuthRequest, ChunkPlaintext, CoordinatorHandshake, FrameContext, Opener, RequestPlaintext,
+    SealedCoordinatorFrame, SealedProviderFrame, SealedRequest, Sealer, SeqPolicy,
+};
+use hearth_protocol::{
+    decode_provider, decode_provider_frame, encode, CoordinatorMessage, Hello, HelloAck, ProviderFrame,
+    ProviderMessage,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -58,10 +71,28 @@ pub enum Seen {
 /// One provider session as the coordinator sees it: the provider's hello, the bearer it sent, a
 /// sink to write to it and everything it has sent since.
 pub struct Session {
+    /// The provider's hello; on a v2 session, its initial `auth_request` read as one.
     pub hello: Hello,
     pub authorization: Option<String>,
+    /// Whether the provider opened with v2, and the kid of its leg once accepted.
+    pub v2: bool,
+    pub kid: Option<String>,
     sink: SplitSink<WebSocketStream<TcpStream>, Message>,
     seen: mpsc::UnboundedReceiver<(Instant, Seen)>,
+    /// The c2p sealer of an accepted v2 session.
+    sealer: Option<Sealer>,
+    /// Stream flags of the requests sent (the p2c AAD binds them).
+    streams: Arc<Mutex<HashMap<String, bool>>>,
+    /// Set by the reader when a sealed frame failed to open (the session is then broken).
+    pub leg_failures: Arc<Mutex<Vec<String>>>,
+}
+
+/// What the reader task holds of an accepted v2 session.
+struct ReaderLeg {
+    opener: Opener,
+    envelope: bool,
+    streams: Arc<Mutex<HashMap<String, bool>>>,
+    failures: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeCoordinator {
@@ -77,16 +108,83 @@ impl FakeCoordinator {
         format!("ws://{}/ws/provider", self.addr)
     }
 
-    /// Accepts the next provider connection and completes the handshake.
+    /// Accepts the next provider connection and completes the handshake (v1 or v2, as the
+    /// provider opens).
     pub async fn accept(&self) -> Session {
-        let mut session = self.accept_raw().await;
-        let ack = HelloAck::accepted(uuid::Uuid::new_v4().to_string(), self.heartbeat_interval_s);
-        session.send(&CoordinatorMessage::HelloAck(ack)).await;
-        session
+        let (mut ws, authorization) = self.upgrade().await;
+        let first = first_text(&mut ws).await;
+        let mut sealer = None;
+        let mut leg = None;
+        let mut kid = None;
+        let (hello, v2) = match parse_first(&first) {
+            First::V1(hello) => {
+                let ack = HelloAck::accepted(uuid::Uuid::new_v4().to_string(), self.heartbeat_interval_s);
+                ws.send(Message::text(encode(&CoordinatorMessage::HelloAck(ack)))).await.unwrap();
+                (hello, false)
+            }
+            First::V2(value, initial) => {
+                let assigned_id = uuid::Uuid::new_v4().to_string();
+                let (handshake, challenge) =
+                    CoordinatorHandshake::accept_initial(&value, &assigned_id, "2099-01-01T00:00:00Z".into())
+                        .unwrap_or_else(|r| panic!("the provider's initial auth_request was refused: {r:?}"));
+                ws.send(Message::text(encode(&CoordinatorMessage::AuthChallenge(challenge)))).await.unwrap();
+                let proof_text = first_text(&mut ws).await;
+                let proof = match decode_provider(&proof_text, usize::MAX) {
+                    Ok(ProviderMessage::AuthRequest(proof)) => proof,
+                    other => panic!("expected the proof, got {other:?}"),
+                };
+                let accepted = handshake.check_proof(&proof, false).expect("the provider's proof is valid");
+                let response = accepted.accepted_response(self.heartbeat_interval_s, (10_000, 3600));
+                ws.send(Message::text(encode(&CoordinatorMessage::AuthResponse(response)))).await.unwrap();
+                let (c2p, p2c) = accepted.coordinator_halves(SeqPolicy::Strict);
+                kid = Some(accepted.keys.kid.clone());
+                sealer = Some(c2p);
+                leg = Some((p2c, accepted.envelope));
+                (hello_of(&initial), true)
+            }
+        };
+        self.session(ws, authorization, hello, v2, kid, sealer, leg)
     }
 
-    /// Accepts a connection and reads the hello, without answering it.
+    /// Accepts a connection and reads the opening frame (hello or initial `auth_request`) without
+    /// answering it.
     pub async fn accept_raw(&self) -> Session {
+        let (mut ws, authorization) = self.upgrade().await;
+        let first = first_text(&mut ws).await;
+        let (hello, v2) = match parse_first(&first) {
+            First::V1(hello) => (hello, false),
+            First::V2(_, initial) => (hello_of(&initial), true),
+        };
+        self.session(ws, authorization, hello, v2, None, None, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn session(
+        &self,
+        ws: WebSocketStream<TcpStream>,
+        authorization: Option<String>,
+        hello: Hello,
+        v2: bool,
+        kid: Option<String>,
+        sealer: Option<Sealer>,
+        leg: Option<(Opener, bool)>,
+    ) -> Session {
+        let (sink, stream) = ws.split();
+        let (tx, seen) = mpsc::unbounded_channel();
+        let streams = Arc::new(Mutex::new(HashMap::new()));
+        let leg_failures = Arc::new(Mutex::new(Vec::new()));
+        let reader_leg = leg.map(|(opener, envelope)| ReaderLeg {
+            opener,
+            envelope,
+            streams: streams.clone(),
+            failures: leg_failures.clone(),
+        });
+        tokio::spawn(read_frames(stream, tx, reader_leg));
+        Session { hello, authorization, v2, kid, sink, seen, sealer, streams, leg_failures }
+    }
+
+    /// The next WebSocket upgrade, and the `Authorization` header it carried.
+    async fn upgrade(&self) -> (WebSocketStream<TcpStream>, Option<String>) {
         // A `hearth serve` process also polls the gateway on this address (plain HTTP GETs); those
         // fail the upgrade and are skipped.
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -112,39 +210,156 @@ impl FakeCoordinator {
                 break ws;
             }
         };
-        let (sink, mut stream) = ws.split();
-        let (tx, mut seen) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Some(frame) = stream.next().await {
-                let now = Instant::now();
-                let item = match frame {
-                    Ok(Message::Text(t)) => {
-                        Seen::Message(decode_provider(&t, usize::MAX).expect("provider sent a bad frame"))
-                    }
-                    Ok(Message::Ping(_)) => Seen::Ping,
-                    Ok(Message::Close(f)) => Seen::Close(f.map(|f| u16::from(f.code))),
-                    Ok(_) => continue,
-                    Err(_) => break,
-                };
-                if tx.send((now, item)).is_err() {
-                    return;
-                }
-            }
-            let _ = tx.send((Instant::now(), Seen::Ended));
-        });
-        let hello = match seen.recv().await {
-            Some((_, Seen::Message(ProviderMessage::Hello(h)))) => h,
-            other => panic!("expected a hello first, got {other:?}"),
-        };
         let authorization = auth.lock().unwrap().clone();
-        Session { hello, authorization, sink, seen }
+        (ws, authorization)
     }
 }
 
+enum First {
+    V1(Hello),
+    V2(serde_json::Value, Box<AuthInitial>),
+}
+
+fn parse_first(text: &str) -> First {
+    match decode_provider(text, usize::MAX) {
+        Ok(ProviderMessage::Hello(h)) => First::V1(h),
+        Ok(ProviderMessage::AuthRequest(AuthRequest::Initial(i))) => {
+            First::V2(serde_json::from_str(text).unwrap(), Box::new(i))
+        }
+        other => panic!("expected a hello or an initial auth_request first, got {other:?}"),
+    }
+}
+
+/// The next text frame, skipping control frames.
+async fn first_text(ws: &mut WebSocketStream<TcpStream>) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return t.to_string(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("the provider sent no opening frame: {other:?}"),
+        }
+    }
+}
+
+/// A v2 initial frame read as the hello it stands for.
+fn hello_of(i: &AuthInitial) -> Hello {
+    Hello {
+        version: 1,
+        tier: 1,
+        provider_id: i.provider_id.clone(),
+        hostname: i.hostname.clone(),
+        model_id: i.model_id.clone(),
+        model_params_b: i.model_params_b,
+        ram_gb: i.ram_gb,
+        max_context_tokens: i.max_context_tokens,
+        max_concurrency: i.max_concurrency,
+        throughput_tps_estimate: i.throughput_tps_estimate,
+        binary_version: i.binary_version.clone(),
+        attestation: None,
+        model_hash: i.model_hash.clone(),
+        model_hash_algorithm: i.model_hash_algorithm.clone(),
+        runtime_source: i.runtime_source.clone(),
+    }
+}
+
+/// The reader: every frame the provider sends, sealed ones opened, with its arrival time.
+async fn read_frames(
+    mut stream: SplitStream<WebSocketStream<TcpStream>>,
+    tx: mpsc::UnboundedSender<(Instant, Seen)>,
+    mut leg: Option<ReaderLeg>,
+) {
+    while let Some(frame) = stream.next().await {
+        let now = Instant::now();
+        let item = match frame {
+            Ok(Message::Text(t)) => {
+                match decode_provider_frame(&t, usize::MAX).expect("provider sent a bad frame") {
+                    ProviderFrame::Plain(m) => Seen::Message(m),
+                    ProviderFrame::Sealed(sealed) => {
+                        let leg = leg.as_mut().expect("a sealed frame on a session without an encrypted leg");
+                        match open(leg, sealed) {
+                            Ok(m) => Seen::Message(m),
+                            Err(e) => {
+                                leg.failures.lock().unwrap().push(e.clone());
+                                panic!("a sealed provider frame did not open: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(Message::Ping(_)) => Seen::Ping,
+            Ok(Message::Close(f)) => Seen::Close(f.map(|f| u16::from(f.code))),
+            Ok(_) => continue,
+            Err(_) => break,
+        };
+        if tx.send((now, item)).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send((Instant::now(), Seen::Ended));
+}
+
+fn open(leg: &mut ReaderLeg, sealed: SealedProviderFrame) -> Result<ProviderMessage, String> {
+    let (r, chunk) = match sealed {
+        SealedProviderFrame::InferenceResponseChunk(r) => (r, true),
+        SealedProviderFrame::InferenceResponseEnd(r) => (r, false),
+        SealedProviderFrame::AeadRekeyCommitted(_) => {
+            return Err("the fake coordinator does not rekey".into())
+        }
+    };
+    let stream = leg.streams.lock().unwrap().get(&r.request_id).copied().unwrap_or(false);
+    let frame_type = if chunk { "inference_response_chunk" } else { "inference_response_end" };
+    let plaintext = leg
+        .opener
+        .open(&r.enc, FrameContext { frame_type, request_id: &r.request_id, stream })
+        .map_err(|e| e.to_string())?;
+    if !chunk {
+        return serde_json::from_slice(&plaintext)
+            .map(ProviderMessage::InferenceResponseEnd)
+            .map_err(|e| e.to_string());
+    }
+    let (seq, data) = if leg.envelope {
+        let c: ChunkPlaintext = serde_json::from_slice(&plaintext).map_err(|e| e.to_string())?;
+        (c.seq, c.data)
+    } else {
+        (r.enc.seq, String::from_utf8(plaintext).map_err(|e| e.to_string())?)
+    };
+    Ok(ProviderMessage::InferenceResponseChunk(hearth_protocol::ResponseChunk {
+        request_id: r.request_id,
+        seq,
+        data,
+    }))
+}
+
 impl Session {
-    /// Sends a message; returns how long the write (with flush) took.
+    /// Sends a message (a request sealed, on a v2 session); returns how long the write (with
+    /// flush) took.
     pub async fn send(&mut self, message: &CoordinatorMessage) -> Duration {
-        self.send_text(encode(message)).await
+        let text = match message {
+            CoordinatorMessage::InferenceRequest(_) if self.sealer.is_some() => {
+                encode(&SealedCoordinatorFrame::InferenceRequest(self.seal(message)))
+            }
+            _ => encode(message),
+        };
+        self.send_text(text).await
+    }
+
+    /// Seals an `inference_request` at the session's next c2p seq (for a test to send as is or
+    /// tampered with). Panics on a v1 session or another message.
+    pub fn seal(&mut self, message: &CoordinatorMessage) -> SealedRequest {
+        let CoordinatorMessage::InferenceRequest(r) = message else { panic!("only requests are sealed") };
+        let sealer = self.sealer.as_mut().expect("a v2 session");
+        self.streams.lock().unwrap().insert(r.request_id.clone(), r.stream);
+        let inner = RequestPlaintext { body: r.body.clone(), conversation_key: r.conversation_key.clone() };
+        let frame =
+            FrameContext { frame_type: "inference_request", request_id: &r.request_id, stream: r.stream };
+        let enc = sealer.seal(frame, &serde_json::to_vec(&inner).unwrap()).unwrap();
+        SealedRequest {
+            request_id: r.request_id.clone(),
+            stream: r.stream,
+            encrypted: true,
+            enc,
+            settlement: r.settlement.clone(),
+        }
     }
 
     /// Sends raw text (a malformed frame, an unknown type); returns how long the write took.

@@ -43,6 +43,8 @@ pub struct ProviderConfig {
     /// The hello's `binary_version`: the protocol level announced (see
     /// [`hearth_protocol::REFERENCE_BINARY_VERSION`]).
     pub binary_version: String,
+    /// v2 (encrypted), v1, or v2 with a remembered fallback (`auto`).
+    pub protocol: hearth_protocol::ProtocolChoice,
 }
 
 impl ProviderConfig {
@@ -67,6 +69,7 @@ impl ProviderConfig {
             drain_timeout: Duration::from_secs(30),
             ca_file: None,
             binary_version: hearth_protocol::REFERENCE_BINARY_VERSION.to_string(),
+            protocol: hearth_protocol::ProtocolChoice::Auto,
         }
     }
 }

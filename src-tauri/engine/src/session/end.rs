@@ -6,6 +6,9 @@
 pub enum SessionEnd {
     /// Never got a session (connect or handshake failed).
     ConnectFailed { reason: String, permanent: bool },
+    /// The v2 handshake could not complete on our side's checks (kid or suite mismatch, a leg not
+    /// enabled, a rejection): a bug or a configuration mismatch, never a plaintext fallback.
+    Refused { reason: String },
     /// The coordinator closed the session.
     Closed { code: Option<u16>, reason: String },
     /// The connection broke (transport error, write timeout, silence).

@@ -24,7 +24,9 @@ pub mod backoff;
 pub mod config;
 pub mod connect;
 mod drain;
+mod encrypted_leg;
 mod end;
+mod fallback;
 mod handler;
 pub mod heartbeat;
 mod job_sink;
@@ -40,8 +42,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hearth_protocol::close::{advice, AfterClose, VERSION_UNSUPPORTED};
-use hearth_protocol::ProviderMessage;
+use hearth_protocol::close::{
+    advice, AfterClose, BAD_FIRST_MESSAGE, INVALID_HELLO, TIER2_ATTESTATION_FAILED,
+    TIER2_KEY_EXCHANGE_FAILED, VERSION_UNSUPPORTED,
+};
+use hearth_protocol::v2::{ProviderHandshake, SUITE};
+use hearth_protocol::{ProtocolChoice, ProviderMessage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -55,8 +61,12 @@ pub use self::job_sink::{JobSink, StartedJob};
 use self::relay::Relay;
 pub use self::relay::CHUNK_WINDOW;
 pub use self::shared::{SessionFlags, Shared};
-use self::writer::Outbox;
-use crate::status::{unix_ms, ProviderPhase};
+use self::writer::{Outbox, WriterLeg};
+use crate::status::{unix_ms, EncryptedLegStatus, ProviderPhase};
+
+/// Handshake failures in a row (ours or the coordinator's 4000/4001/4012/4013) after which the
+/// provider stops and asks the user: retrying a protocol mismatch cannot help.
+const HANDSHAKE_FAILURES_BEFORE_STOP: u32 = 3;
 
 /// Runs a provider until `shutdown` is cancelled: connects, serves, reconnects. When `shutdown`
 /// fires during a session, the provider drains (bounded by `drain_timeout`) before returning.
@@ -67,6 +77,7 @@ pub async fn run_provider(
 ) {
     let mut backoff = Backoff::new(shared.config.backoff_base, shared.config.backoff_cap);
     let mut first = true;
+    let mut handshake_failures = 0;
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -92,7 +103,40 @@ pub async fn run_provider(
         if accepted {
             backoff.reset();
         }
+        let protocol_mismatch = match &end {
+            SessionEnd::Refused { .. } => true,
+            SessionEnd::Closed { code: Some(code), .. } => {
+                !accepted
+                    && matches!(
+                        *code,
+                        BAD_FIRST_MESSAGE
+                            | INVALID_HELLO
+                            | TIER2_ATTESTATION_FAILED
+                            | TIER2_KEY_EXCHANGE_FAILED
+                    )
+            }
+            _ => false,
+        };
+        handshake_failures = if protocol_mismatch { handshake_failures + 1 } else { 0 };
+        if handshake_failures >= HANDSHAKE_FAILURES_BEFORE_STOP {
+            let text = format!(
+                "the handshake failed {handshake_failures} times in a row ({}); check the coordinator URL and \
+                 the `protocol` setting (auto, v2 or v1), then start again",
+                describe(&end)
+            );
+            shared.status.update(|s| {
+                s.connection.last_error = Some(text.clone());
+                s.set_phase(ProviderPhase::Error, text);
+            });
+            return;
+        }
         span.in_scope(|| tracing::info!(?end, "session ended"));
+        if let SessionEnd::Closed { code, reason } = &end {
+            shared.status.update(|s| {
+                s.connection.last_close_code = *code;
+                s.connection.last_close_reason = Some(reason.clone());
+            });
+        }
         let wait = match &end {
             SessionEnd::Drained { quitting: true } => break,
             SessionEnd::Drained { quitting: false } => shared.config.reconnect_after_drain,
@@ -115,14 +159,7 @@ pub async fn run_provider(
             }
             _ => backoff.next_delay(),
         };
-        let why = match &end {
-            SessionEnd::ConnectFailed { reason, .. } | SessionEnd::Lost { reason } => reason.clone(),
-            SessionEnd::Closed { code, reason } => match code {
-                Some(c) => format!("{} (close {c}: {reason})", advice(*c).1),
-                None => format!("the coordinator closed the session: {reason}"),
-            },
-            SessionEnd::Drained { .. } => "drained; reconnecting shortly".to_string(),
-        };
+        let why = describe(&end);
         shared.status.update(|s| {
             s.connection.connected = false;
             s.connection.last_error = Some(why.clone());
@@ -137,6 +174,28 @@ pub async fn run_provider(
         s.connection.connected = false;
         s.set_phase(ProviderPhase::Stopped, "stopped");
     });
+}
+
+/// How a session ended, in words for the status.
+fn describe(end: &SessionEnd) -> String {
+    match end {
+        SessionEnd::ConnectFailed { reason, .. } | SessionEnd::Lost { reason } => reason.clone(),
+        SessionEnd::Refused { reason } => format!("the encrypted handshake failed: {reason}"),
+        SessionEnd::Closed { code, reason } => match code {
+            Some(c) => format!("{} (close {c}: {reason})", advice(*c).1),
+            None => format!("the coordinator closed the session: {reason}"),
+        },
+        SessionEnd::Drained { .. } => "drained; reconnecting shortly".to_string(),
+    }
+}
+
+/// Whether this connection opens with v2.
+fn opens_with_v2(shared: &Shared) -> bool {
+    match shared.config.protocol {
+        ProtocolChoice::V1 => false,
+        ProtocolChoice::V2 => true,
+        ProtocolChoice::Auto => !fallback::speaks_v1_only(&shared.config.coordinator_url),
+    }
 }
 
 /// One connection, from connect to close, inside its `session` span (each task it spawns is given
@@ -171,15 +230,40 @@ async fn run_session(
     let relay = Relay::new(shared.clone(), flags.clone(), outbox.clone());
     let mut ctx = handler::Handler::new(shared.clone(), flags.clone(), relay.clone(), outbox.clone(), probe);
 
-    outbox.send_priority(&ProviderMessage::Hello(shared.hello()));
-    let ack = match ctx.handshake(&mut inbound, &mut writer).await {
-        Ok(ack) => ack,
+    let v2 = opens_with_v2(shared);
+    let handshake = if v2 {
+        let handshake = ProviderHandshake::start(shared.auth_initial());
+        outbox.send_priority_text(handshake.initial_frame().to_string());
+        ctx.handshake_v2(handshake, &mut inbound, &mut writer).await.map(|(ack, leg)| (ack, Some(leg)))
+    } else {
+        outbox.send_priority(&ProviderMessage::Hello(shared.hello()));
+        ctx.handshake(&mut inbound, &mut writer).await.map(|ack| (ack, None))
+    };
+    let (ack, leg) = match handshake {
+        Ok(accepted) => accepted,
         Err(end) => {
             receiver.abort();
             writer.abort();
+            // A coordinator that closes our v2 opening as an unknown first message speaks only v1.
+            let unknown_first = matches!(end, SessionEnd::Closed { code: Some(BAD_FIRST_MESSAGE), .. });
+            if v2 && unknown_first && !ctx.challenge_seen && shared.config.protocol == ProtocolChoice::Auto {
+                tracing::warn!("the coordinator does not speak v2; falling back to v1 for it");
+                fallback::remember_v1_only(&shared.config.coordinator_url);
+                shared.status.update(|s| s.connection.v1_fallback = true);
+            }
             return (end, false);
         }
     };
+    let leg_status = leg.as_ref().map(|leg| EncryptedLegStatus {
+        alg: SUITE.to_string(),
+        kid: leg.keys.kid.clone(),
+        chunk_envelope: leg.envelope,
+        in_band_rekey: leg.rekey,
+    });
+    if let Some(leg) = leg {
+        let (sealer, _) = leg.provider_halves();
+        outbox.use_leg(WriterLeg { sealer, envelope: leg.envelope });
+    }
     let ticker = HeartbeatTicker::new(ack.heartbeat_interval_s, shared.config.heartbeat_cap);
     tracing::Span::current().record("assigned_id", tracing::field::display(&ack.assigned_id));
     tracing::info!(
@@ -197,6 +281,10 @@ async fn run_session(
         c.session_started_ms = Some(unix_ms());
         c.last_error = None;
         c.rtt_ms = connect::kernel_rtt(fd).map(|d| d.as_secs_f64() * 1000.0);
+        c.protocol = Some(if v2 { "v2" } else { "v1" }.to_string());
+        c.encrypted_leg = leg_status;
+        c.rekeys = 0;
+        c.v1_fallback = !v2 && fallback::speaks_v1_only(&c.coordinator_url);
     });
     shared.announce_state(&flags, &outbox, Some("model_loaded"));
     let heartbeat = tokio::spawn(ticker.run(shared.clone(), flags.clone(), outbox.clone()).in_current_span());
@@ -208,7 +296,7 @@ async fn run_session(
 
     relay.connection_lost(&match &end {
         SessionEnd::Closed { reason, .. } | SessionEnd::Lost { reason } => reason.clone(),
-        SessionEnd::ConnectFailed { reason, .. } => reason.clone(),
+        SessionEnd::ConnectFailed { reason, .. } | SessionEnd::Refused { reason } => reason.clone(),
         SessionEnd::Drained { .. } => "session closed after a drain".into(),
     });
     for task in [heartbeat, reporter, rtt] {

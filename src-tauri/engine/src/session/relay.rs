@@ -97,7 +97,7 @@ impl Relay {
         }
         if self.flags.is_draining() {
             return self.refuse(
-                &id,
+                &request,
                 EndStatus::ErrorQueueFull,
                 "draining",
                 "the provider is draining and takes no new work",
@@ -111,17 +111,17 @@ impl Relay {
                     Some(p) => format!("invalid request body ({p}): {}", e.message),
                     None => format!("invalid request body: {}", e.message),
                 };
-                return self.refuse(&id, EndStatus::ErrorInternal, "invalid_request", &what, false);
+                return self.refuse(&request, EndStatus::ErrorInternal, "invalid_request", &what, false);
             }
         };
         let descriptor = self.shared.engine.descriptor();
         if !hearth_protocol::names_served_model(&parsed.model, &descriptor.model_id) {
             let what = format!("this provider serves {:?}, not {:?}", descriptor.model_id, parsed.model);
-            return self.refuse(&id, EndStatus::ErrorModelNotLoaded, "model_not_loaded", &what, true);
+            return self.refuse(&request, EndStatus::ErrorModelNotLoaded, "model_not_loaded", &what, true);
         }
         if !self.shared.try_reserve_slot() {
             return self.refuse(
-                &id,
+                &request,
                 EndStatus::ErrorQueueFull,
                 "queue_full",
                 "every slot of this provider is busy",
@@ -143,16 +143,24 @@ impl Relay {
                 *job.cancel_reason.lock().unwrap() = Some(cancel.reason);
                 job.cancel.cancel();
             }
+            // On an encrypted session the stream flag of a request never seen is unknown (the AAD
+            // binds it), and the reference provider stays silent there too.
+            None if self.outbox.is_encrypted() => {
+                tracing::info!(request_id = %cancel.request_id, "cancel for an unknown request ignored");
+            }
             None => {
-                self.outbox.send(&ProviderMessage::InferenceResponseEnd(ResponseEnd {
-                    request_id: cancel.request_id,
-                    status: EndStatus::Cancelled,
-                    chunks_sent: 0,
-                    usage: Usage::default(),
-                    error: None,
-                    retryable: None,
-                    terminal_state_ts_unix_ms: Some(unix_ms()),
-                }));
+                self.outbox.send_response(
+                    &ProviderMessage::InferenceResponseEnd(ResponseEnd {
+                        request_id: cancel.request_id,
+                        status: EndStatus::Cancelled,
+                        chunks_sent: 0,
+                        usage: Usage::default(),
+                        error: None,
+                        retryable: None,
+                        terminal_state_ts_unix_ms: Some(unix_ms()),
+                    }),
+                    false,
+                );
             }
         }
     }
@@ -203,17 +211,28 @@ impl Relay {
         self.cancel_all(reason);
     }
 
-    fn refuse(&self, id: &str, status: EndStatus, code: &str, message: &str, retryable: bool) {
+    fn refuse(
+        &self,
+        request: &InferenceRequest,
+        status: EndStatus,
+        code: &str,
+        message: &str,
+        retryable: bool,
+    ) {
+        let id = &request.request_id;
         tracing::info!(status = status.as_str(), "refused request: {message}");
-        self.outbox.send(&ProviderMessage::InferenceResponseEnd(ResponseEnd {
-            request_id: id.to_string(),
-            status,
-            chunks_sent: 0,
-            usage: Usage::default(),
-            error: Some(ErrorBody::new(code, message)),
-            retryable: Some(retryable),
-            terminal_state_ts_unix_ms: Some(unix_ms()),
-        }));
+        self.outbox.send_response(
+            &ProviderMessage::InferenceResponseEnd(ResponseEnd {
+                request_id: id.to_string(),
+                status,
+                chunks_sent: 0,
+                usage: Usage::default(),
+                error: Some(ErrorBody::new(code, message)),
+                retryable: Some(retryable),
+                terminal_state_ts_unix_ms: Some(unix_ms()),
+            }),
+            request.stream,
+        );
         let now = unix_ms();
         self.shared.status.update(|s| {
             s.finish_job(FinishedJob {
@@ -268,6 +287,7 @@ impl Relay {
             seq: 0,
             text: String::new(),
             window: window.clone(),
+            stream: request.stream,
         };
         let builder = ChunkBuilder::new(format!("chatcmpl-{id}"), started_ms / 1000, &model);
         if request.stream {
@@ -378,7 +398,7 @@ impl Relay {
         if lost.is_none() {
             self.shared.announce_state(&self.flags, &self.outbox, None);
         }
-        if !self.outbox.send(&end) && lost.is_none() {
+        if !self.outbox.send_response(&end, request.stream) && lost.is_none() {
             tracing::warn!("the connection closed as the end frame was handed over");
         }
         self.active.send_modify(|n| *n = n.saturating_sub(1));
@@ -483,6 +503,8 @@ struct ChunkSender<'a> {
     text: String,
     /// This request's places for unwritten chunks ([`CHUNK_WINDOW`]).
     window: Arc<Semaphore>,
+    /// The request's stream flag (bound into a sealed chunk's AAD).
+    stream: bool,
 }
 
 impl ChunkSender<'_> {
@@ -490,7 +512,8 @@ impl ChunkSender<'_> {
         let chunk = ResponseChunk { request_id: self.request_id.to_string(), seq: self.seq, data };
         // Deltas find a place (generate waited for one); the few closing chunks may go beyond.
         let place = self.window.clone().try_acquire_owned().ok();
-        if self.relay.outbox.send_in_window(&ProviderMessage::InferenceResponseChunk(chunk), place) {
+        let message = ProviderMessage::InferenceResponseChunk(chunk);
+        if self.relay.outbox.send_in_window(&message, self.stream, place) {
             self.seq += 1;
         }
     }

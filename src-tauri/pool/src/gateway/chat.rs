@@ -17,6 +17,7 @@ use tracing::Instrument;
 use super::errors::HttpError;
 use super::guard::RequestGuard;
 use super::sse;
+use crate::registry::RouteError;
 use crate::relay::{Dispatch, Failure, RelayEvent, PREFLIGHT_THRESHOLD_TOKENS};
 use crate::state::PoolState;
 
@@ -35,9 +36,19 @@ pub(crate) async fn chat(State(shared): State<Arc<PoolState>>, body: Bytes) -> R
         Ok(request) => request,
         Err(e) => return HttpError::invalid_request(&e).into_response(),
     };
-    let dispatch = match shared.route(&request.model) {
-        Ok(dispatch) => dispatch,
-        Err(e) => return HttpError::from(e).into_response(),
+    // A provider that is rekeying takes no dispatch until it commits (milliseconds): wait for it
+    // rather than fail the buyer, up to the handshake timeout a rekey gets.
+    let rekey_wait = Instant::now() + shared.config.handshake_timeout;
+    let dispatch = loop {
+        match shared.route(&request.model) {
+            Ok(dispatch) => break dispatch,
+            Err(RouteError::NoProvider(_))
+                if Instant::now() < rekey_wait && shared.rekeying_serves(&request.model) =>
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => return HttpError::from(e).into_response(),
+        }
     };
     let route = [
         ("x-macprovider-provider", HeaderValue::from_str(&dispatch.provider_id).ok()),

@@ -1,14 +1,16 @@
-//! Admission: the bearer check and the first frame, which must be a valid text `hello`.
-//!
-//! Kept apart from the session loop so a v2 handshake (`auth_request` …) can be added beside it.
+//! Admission: the bearer check and the first frame, dispatched on its `type`: a v1 `hello`, or a
+//! v2 `auth_request` whose handshake (challenge, proof, acceptance) runs here on the whole socket
+//! before the session splits it (PROTOCOL-V2.md, "The local pool").
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::http::{header, HeaderMap};
-use hearth_protocol::close::{BAD_FIRST_MESSAGE, INVALID_HELLO};
-use hearth_protocol::{decode_provider, DecodeError, Hello, ProviderMessage};
+use hearth_protocol::close::{BAD_FIRST_MESSAGE, INVALID_HELLO, TIER2_KEY_EXCHANGE_FAILED};
+use hearth_protocol::v2::{AuthInitial, CoordinatorHandshake, Leg};
+use hearth_protocol::{decode_provider, encode, CoordinatorMessage, DecodeError, Hello, ProviderMessage};
+use serde_json::Value;
 
 use super::writer::close_reason;
 
@@ -39,43 +41,165 @@ pub(crate) fn bearer_ok(tokens: Option<&HashSet<String>>, headers: &HeaderMap) -
         .is_some_and(|t| tokens.contains(t.trim()))
 }
 
-/// Waits for the first data frame and checks it is an acceptable `hello`. Control frames before it
-/// are skipped (they are not messages); anything else is refused with the coordinator's codes.
-pub(crate) async fn await_hello(
+/// How a provider opened its session.
+pub(crate) enum Opening {
+    V1(Hello),
+    /// A v2 session whose handshake completed: the initial frame and the accepted leg.
+    V2(Box<AuthInitial>, Leg),
+}
+
+/// What the v2 handshake needs from the pool's settings.
+pub(crate) struct Admission {
+    pub timeout: Duration,
+    pub max_frame_bytes: usize,
+    /// Refuse a v1 hello (production's `tier2.require_encrypted_leg`).
+    pub require_v2: bool,
+    pub heartbeat_interval_s: u64,
+    pub rekey_after: (u64, u64),
+}
+
+/// Reads the first data frame and admits the provider by it: a v1 `hello`, or the whole v2
+/// handshake. Control frames before it are skipped (they are not messages); anything else is
+/// refused with the coordinator's codes.
+pub(crate) async fn admit(
     socket: &mut WebSocket,
-    timeout: Duration,
-    max_frame_bytes: usize,
-) -> Result<Hello, Refusal> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    assigned_id: &str,
+    rules: &Admission,
+) -> Result<Opening, Refusal> {
+    let deadline = tokio::time::Instant::now() + rules.timeout;
+    let text = next_text(socket, deadline, "hello").await?;
+    let first_type = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string));
+    if first_type.as_deref() == Some("auth_request") {
+        return admit_v2(socket, &text, assigned_id, rules).await;
+    }
+    let hello = parse_hello(&text, rules.max_frame_bytes)?;
+    if rules.require_v2 {
+        return Err(Refusal::close(TIER2_KEY_EXCHANGE_FAILED, "tier2_encrypted_leg_required"));
+    }
+    Ok(Opening::V1(hello))
+}
+
+/// The next text frame before `deadline`.
+async fn next_text(
+    socket: &mut WebSocket,
+    deadline: tokio::time::Instant,
+    waiting_for: &str,
+) -> Result<String, Refusal> {
     loop {
         let frame = match tokio::time::timeout_at(deadline, socket.recv()).await {
-            Err(_) => return Err(Refusal::close(BAD_FIRST_MESSAGE, format!("no hello within {timeout:?}"))),
-            Ok(None) => return Err(Refusal::gone("closed before hello")),
-            Ok(Some(Err(e))) => return Err(Refusal::gone(format!("read error before hello: {e}"))),
+            Err(_) => return Err(Refusal::close(BAD_FIRST_MESSAGE, format!("no {waiting_for} in time"))),
+            Ok(None) => return Err(Refusal::gone(format!("closed before {waiting_for}"))),
+            Ok(Some(Err(e))) => return Err(Refusal::gone(format!("read error before {waiting_for}: {e}"))),
             Ok(Some(Ok(frame))) => frame,
         };
-        let text = match frame {
+        return match frame {
             Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Close(_) => return Err(Refusal::gone("closed before hello")),
+            Message::Close(_) => Err(Refusal::gone(format!("closed before {waiting_for}"))),
             Message::Binary(_) => {
-                return Err(Refusal::close(BAD_FIRST_MESSAGE, "first message must be a text hello frame"))
+                Err(Refusal::close(BAD_FIRST_MESSAGE, "first message must be a text frame"))
             }
-            Message::Text(text) => text,
+            Message::Text(text) => Ok(text.as_str().to_string()),
         };
-        return match decode_provider(text.as_str(), max_frame_bytes) {
-            Ok(ProviderMessage::Hello(hello)) => match hello.validate() {
-                Ok(()) => Ok(hello),
-                Err(invalid) => Err(Refusal::close(INVALID_HELLO, invalid.to_string())),
-            },
-            Ok(other) => Err(Refusal::close(
-                BAD_FIRST_MESSAGE,
-                format!("first message must be hello, got {}", other.type_name()),
-            )),
-            Err(DecodeError::Invalid { type_name, detail }) if type_name == "hello" => {
-                Err(Refusal::close(INVALID_HELLO, format!("invalid_hello: {}", field_of(&detail))))
+    }
+}
+
+/// The v2 handshake after its initial frame, with production's checks, order and codes.
+async fn admit_v2(
+    socket: &mut WebSocket,
+    text: &str,
+    assigned_id: &str,
+    rules: &Admission,
+) -> Result<Opening, Refusal> {
+    if text.len() > rules.max_frame_bytes {
+        return Err(Refusal::close(BAD_FIRST_MESSAGE, "unrecognized auth message"));
+    }
+    let received: Value = serde_json::from_str(text)
+        .map_err(|_| Refusal::close(BAD_FIRST_MESSAGE, "unrecognized auth message"))?;
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::minutes(10);
+    let expires_at = expires
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    let (handshake, challenge) =
+        match CoordinatorHandshake::accept_initial(&received, assigned_id, expires_at) {
+            Ok(accepted) => accepted,
+            Err(refusal) => {
+                reject(socket, &refusal, rules.timeout).await;
+                return Err(Refusal::close(refusal.code, refusal.reason));
             }
-            Err(e) => Err(Refusal::close(BAD_FIRST_MESSAGE, format!("bad first message: {e}"))),
         };
+    let initial = handshake.initial().clone();
+    send(socket, &CoordinatorMessage::AuthChallenge(challenge), rules.timeout).await?;
+    // The proof has the handshake timeout again, from the challenge.
+    let deadline = tokio::time::Instant::now() + rules.timeout;
+    let proof_text = next_text(socket, deadline, "auth_request proof").await?;
+    let proof = match decode_provider(&proof_text, rules.max_frame_bytes) {
+        Ok(ProviderMessage::AuthRequest(proof)) => proof,
+        _ => {
+            let refusal = Refusal {
+                close: Some((INVALID_HELLO, "invalid_auth_request: type".into())),
+                reason: "invalid_auth_request: type".into(),
+            };
+            let rejected = hearth_protocol::v2::Refusal {
+                code: INVALID_HELLO,
+                reason: "invalid_auth_request: type".into(),
+                rejected: Some(hearth_protocol::ErrorBody::new(
+                    "invalid_auth_request",
+                    "invalid_auth_request: type",
+                )),
+            };
+            reject(socket, &rejected, rules.timeout).await;
+            return Err(refusal);
+        }
+    };
+    let leg = match handshake.check_proof(&proof, time::OffsetDateTime::now_utc() >= expires) {
+        Ok(leg) => leg,
+        Err(refusal) => {
+            reject(socket, &refusal, rules.timeout).await;
+            return Err(Refusal::close(refusal.code, refusal.reason));
+        }
+    };
+    let response = leg.accepted_response(rules.heartbeat_interval_s, rules.rekey_after);
+    send(socket, &CoordinatorMessage::AuthResponse(response), rules.timeout).await?;
+    Ok(Opening::V2(Box::new(initial), leg))
+}
+
+/// Sends the `auth_response` `rejected` that precedes a close, where production sends one.
+async fn reject(socket: &mut WebSocket, refusal: &hearth_protocol::v2::Refusal, timeout: Duration) {
+    if let Some(response) = refusal.response() {
+        let _ = send(socket, &CoordinatorMessage::AuthResponse(response), timeout).await;
+    }
+}
+
+async fn send(
+    socket: &mut WebSocket,
+    message: &CoordinatorMessage,
+    timeout: Duration,
+) -> Result<(), Refusal> {
+    match tokio::time::timeout(timeout, socket.send(Message::Text(encode(message).into()))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(Refusal::gone(format!("could not send {}", message.type_name()))),
+    }
+}
+
+/// Checks a v1 first frame is an acceptable `hello`.
+fn parse_hello(text: &str, max_frame_bytes: usize) -> Result<Hello, Refusal> {
+    match decode_provider(text, max_frame_bytes) {
+        Ok(ProviderMessage::Hello(hello)) => match hello.validate() {
+            Ok(()) => Ok(hello),
+            Err(invalid) => Err(Refusal::close(INVALID_HELLO, invalid.to_string())),
+        },
+        Ok(other) => Err(Refusal::close(
+            BAD_FIRST_MESSAGE,
+            format!("first message must be hello, got {}", other.type_name()),
+        )),
+        Err(DecodeError::Invalid { type_name, detail }) if type_name == "hello" => {
+            Err(Refusal::close(INVALID_HELLO, format!("invalid_hello: {}", field_of(&detail))))
+        }
+        Err(e) => Err(Refusal::close(BAD_FIRST_MESSAGE, format!("bad first message: {e}"))),
     }
 }
 

@@ -6,6 +6,7 @@
 //! keep it from firing. Once `hello` is accepted both tasks run in a `provider_session` span that
 //! carries the provider id and the assigned session id, so log lines need not repeat them.
 
+mod encrypted_leg;
 mod handshake;
 pub(crate) use handshake::bearer_ok;
 mod strict;
@@ -22,16 +23,19 @@ use axum::response::Response;
 use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use hearth_protocol::close::{GOING_AWAY, INVALID_TOKEN};
+use hearth_protocol::v2::{AuthInitial, Leg, SealedCoordinatorFrame};
 use hearth_protocol::{
-    decode_provider, nak_code, CoordinatorMessage, DecodeError, DrainPhase, ErrorBody, Hello, HelloAck, Nak,
-    ProviderMessage,
+    decode_provider_frame, nak_code, CoordinatorMessage, DecodeError, DrainPhase, ErrorBody, Hello, HelloAck,
+    Nak, ProviderFrame, ProviderMessage,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use self::encrypted_leg::{Opened, SessionLeg};
+use self::handshake::{Admission, Opening};
 use self::strict::{StaleDeadline, PONG_TIMEOUT_REASON};
 use crate::events::PoolEvent;
-use crate::link::{EndSession, SessionLink, WriterCmd};
+use crate::link::{EndSession, SentRequests, SessionLink, WriterCmd};
 use crate::state::PoolState;
 
 /// WebSocket close code 1000.
@@ -60,40 +64,87 @@ async fn serve(shared: Arc<PoolState>, mut socket: WebSocket, authorized: bool) 
         return handshake::close_with(socket, INVALID_TOKEN, "invalid_token", write_timeout).await;
     }
     let config = &shared.config;
-    let hello =
-        match handshake::await_hello(&mut socket, config.handshake_timeout, config.max_frame_bytes).await {
-            Ok(hello) => hello,
-            Err(refusal) => {
-                tracing::warn!(reason = %refusal.reason, "provider handshake refused");
-                if let Some((code, reason)) = refusal.close {
-                    handshake::close_with(socket, code, &reason, write_timeout).await;
-                }
-                return;
-            }
-        };
-
     let assigned_id = uuid::Uuid::new_v4().to_string();
+    let rules = Admission {
+        timeout: config.handshake_timeout,
+        max_frame_bytes: config.max_frame_bytes,
+        require_v2: config.require_v2,
+        heartbeat_interval_s: config.heartbeat_interval_s,
+        rekey_after: (config.rekey_after_requests, config.rekey_after.as_secs()),
+    };
+    let (hello, leg) = match handshake::admit(&mut socket, &assigned_id, &rules).await {
+        Ok(Opening::V1(hello)) => (hello, None),
+        Ok(Opening::V2(initial, leg)) => (hello_of(&initial), Some(leg)),
+        Err(refusal) => {
+            tracing::warn!(reason = %refusal.reason, "provider handshake refused");
+            if let Some((code, reason)) = refusal.close {
+                handshake::close_with(socket, code, &reason, write_timeout).await;
+            }
+            return;
+        }
+    };
+
     let span = tracing::info_span!("provider_session", provider_id = %hello.provider_id, %assigned_id);
-    run(shared, socket, hello, assigned_id).instrument(span).await
+    run(shared, socket, hello, assigned_id, leg).instrument(span).await
 }
 
-/// The admitted session, from `hello_ack` to teardown (in the session's span).
-async fn run(shared: Arc<PoolState>, socket: WebSocket, hello: Hello, assigned_id: String) {
+/// The registry's view of a v2 provider: its initial frame read as the hello it replaces.
+fn hello_of(initial: &AuthInitial) -> Hello {
+    Hello {
+        version: hearth_protocol::PROTOCOL_VERSION,
+        tier: 1,
+        provider_id: initial.provider_id.clone(),
+        hostname: initial.hostname.clone(),
+        model_id: initial.model_id.clone(),
+        model_params_b: initial.model_params_b,
+        ram_gb: initial.ram_gb,
+        max_context_tokens: initial.max_context_tokens,
+        max_concurrency: initial.max_concurrency,
+        throughput_tps_estimate: initial.throughput_tps_estimate,
+        binary_version: initial.binary_version.clone(),
+        attestation: None,
+        model_hash: initial.model_hash.clone(),
+        model_hash_algorithm: initial.model_hash_algorithm.clone(),
+        runtime_source: initial.runtime_source.clone(),
+    }
+}
+
+/// The admitted session, from `hello_ack` (v1) or after `auth_response` (v2) to teardown, in the
+/// session's span.
+async fn run(shared: Arc<PoolState>, socket: WebSocket, hello: Hello, assigned_id: String, leg: Option<Leg>) {
     let config = &shared.config;
     let write_timeout = config.write_timeout;
     let (sink, mut stream) = socket.split();
     let (out, out_rx) = mpsc::unbounded_channel();
     let (ctl, mut ctl_rx) = mpsc::unbounded_channel();
     let strict = config.strict.then(|| Arc::new(StaleDeadline::new(write_timeout)));
-    let writer =
-        tokio::spawn(writer::run(sink, out_rx, ctl.clone(), write_timeout, strict.clone()).in_current_span());
+    let sent = Arc::new(SentRequests::default());
+    let (leg, sealer) = match &leg {
+        Some(leg) => {
+            let (half, sealer) = SessionLeg::new(leg, sent.clone());
+            tracing::info!(
+                kid = half.kid(),
+                envelope = leg.envelope,
+                rekey = leg.rekey,
+                "encrypted leg accepted"
+            );
+            (Some(half), Some(sealer))
+        }
+        None => (None, None),
+    };
+    let writer = tokio::spawn(
+        writer::run(sink, out_rx, ctl.clone(), write_timeout, strict.clone(), sealer).in_current_span(),
+    );
 
-    // The ack is queued before the session becomes visible, so it is always the first frame.
-    let link = SessionLink { out: out.clone(), ctl };
-    link.send(&CoordinatorMessage::HelloAck(HelloAck::accepted(
-        assigned_id.clone(),
-        config.heartbeat_interval_s,
-    )));
+    // The ack is queued before the session becomes visible, so it is always the first frame (a v2
+    // session's acceptance was written by the handshake already).
+    let link = SessionLink { out: out.clone(), ctl, sent };
+    if leg.is_none() {
+        link.send(&CoordinatorMessage::HelloAck(HelloAck::accepted(
+            assigned_id.clone(),
+            config.heartbeat_interval_s,
+        )));
+    }
     if let Some(old) = shared.admit(&hello, &assigned_id, link) {
         old.end(Some((NORMAL_CLOSURE, "replaced by a newer session".into())), "replaced by a newer session");
     }
@@ -103,7 +154,7 @@ async fn run(shared: Arc<PoolState>, socket: WebSocket, hello: Hello, assigned_i
         assigned_id: assigned_id.clone(),
     });
 
-    let mut session = Session { shared: Arc::clone(&shared), hello, assigned_id, out, strict };
+    let mut session = Session { shared: Arc::clone(&shared), hello, assigned_id, out, strict, leg };
     let (end, stream_open) = session.read_loop(&mut stream, &mut ctl_rx).await;
     session.teardown(end, writer, stream_open.then_some(stream)).await;
 }
@@ -114,6 +165,8 @@ struct Session {
     assigned_id: String,
     out: mpsc::UnboundedSender<WriterCmd>,
     strict: Option<Arc<StaleDeadline>>,
+    /// The encrypted leg of a v2 session.
+    leg: Option<SessionLeg>,
 }
 
 impl Session {
@@ -147,6 +200,12 @@ impl Session {
                     }
                 }
                 _ = tick.tick() => {
+                    if self.leg.as_ref().is_some_and(SessionLeg::rekey_timed_out) {
+                        return (gone("the rekey did not complete in time"), false);
+                    }
+                    if let Step::End(end, read_on) = self.maybe_rekey() {
+                        return (end, read_on);
+                    }
                     let idle = last_activity.elapsed();
                     if idle > liveness && !self.shared.has_active(&self.assigned_id) {
                         let reason = format!("liveness timeout: no text frame for {idle:?}");
@@ -194,8 +253,8 @@ impl Session {
     }
 
     fn on_text(&mut self, text: &str, last_activity: &mut Instant) -> Step {
-        let message = match decode_provider(text, self.shared.config.max_frame_bytes) {
-            Ok(message) => message,
+        let frame = match decode_provider_frame(text, self.shared.config.max_frame_bytes) {
+            Ok(frame) => frame,
             Err(e) => {
                 // A JSON object with a type is a well-formed frame even when we cannot act on it.
                 if matches!(e, DecodeError::UnknownType(_) | DecodeError::Invalid { .. }) {
@@ -207,6 +266,89 @@ impl Session {
             }
         };
         *last_activity = Instant::now();
+        let encrypted = self.leg.is_some();
+        let message = match frame {
+            ProviderFrame::Plain(message) if !encrypted => message,
+            ProviderFrame::Sealed(_) if !encrypted => {
+                self.nak(Nak {
+                    in_reply_to: "unknown".into(),
+                    error: ErrorBody::new(
+                        nak_code::UNEXPECTED_MESSAGE,
+                        "sealed frame on a session without an encrypted leg",
+                    ),
+                });
+                return Step::Continue;
+            }
+            ProviderFrame::Sealed(sealed) => {
+                let type_name = match &sealed {
+                    hearth_protocol::v2::SealedProviderFrame::InferenceResponseChunk(_) => {
+                        "inference_response_chunk"
+                    }
+                    hearth_protocol::v2::SealedProviderFrame::InferenceResponseEnd(_) => {
+                        "inference_response_end"
+                    }
+                    hearth_protocol::v2::SealedProviderFrame::AeadRekeyCommitted(_) => "aead_rekey_committed",
+                };
+                self.shared.emit(PoolEvent::FrameReceived {
+                    provider_id: self.provider_id().to_string(),
+                    type_name: type_name.to_string(),
+                    at: *last_activity,
+                });
+                let leg = self.leg.as_mut().expect("checked encrypted");
+                let opened = leg.open(sealed);
+                let (kid, rekeys) = (leg.kid().to_string(), leg.rekeys());
+                return match opened {
+                    Ok(Opened::Chunk(chunk)) => {
+                        self.shared.on_chunk(&self.assigned_id, chunk);
+                        Step::Continue
+                    }
+                    Ok(Opened::End(end)) => {
+                        self.shared.on_end(&self.assigned_id, end);
+                        self.maybe_rekey()
+                    }
+                    Ok(Opened::Committed) => {
+                        tracing::info!(%kid, rekeys, "rekey committed");
+                        self.shared.set_rekeying(&self.hello.provider_id, &self.assigned_id, false);
+                        Step::Continue
+                    }
+                    // A Pillar-B failure: production drops TCP without a close code.
+                    Err(reason) => Step::End(gone(reason), false),
+                };
+            }
+            ProviderFrame::Plain(message) => match message {
+                ProviderMessage::InferenceResponseChunk(_) | ProviderMessage::InferenceResponseEnd(_) => {
+                    let reason = format!("plaintext {} on an encrypted session", message.type_name());
+                    return Step::End(gone(reason), false);
+                }
+                ProviderMessage::Nak(nak)
+                    if matches!(
+                        nak.error.code.as_str(),
+                        nak_code::TIER2_AEAD_DECRYPT_FAILED | nak_code::TIER2_ENCRYPTED_FRAME_REQUIRED
+                    ) =>
+                {
+                    let reason = format!(
+                        "provider could not open our frame ({}): {}",
+                        nak.error.code, nak.error.message
+                    );
+                    return Step::End(gone(reason), false);
+                }
+                ProviderMessage::AeadRekeyResponse(response) => {
+                    let leg = self.leg.as_mut().expect("checked encrypted");
+                    return match leg.on_rekey_response(&response) {
+                        Ok((sealer, commit)) => {
+                            let text =
+                                hearth_protocol::encode(&SealedCoordinatorFrame::AeadRekeyCommit(commit));
+                            let _ = self
+                                .out
+                                .send(WriterCmd::SwitchEpoch { sealer: Box::new(sealer), commit: text });
+                            Step::Continue
+                        }
+                        Err(reason) => Step::End(gone(reason), false),
+                    };
+                }
+                other => other,
+            },
+        };
         self.shared.emit(PoolEvent::FrameReceived {
             provider_id: self.provider_id().to_string(),
             type_name: message.type_name().to_string(),
@@ -214,9 +356,13 @@ impl Session {
         });
         let (shared, pid, aid) = (&self.shared, self.hello.provider_id.as_str(), self.assigned_id.as_str());
         match message {
-            ProviderMessage::Hello(_) => self.nak(Nak {
-                in_reply_to: "hello".into(),
-                error: ErrorBody::new(nak_code::UNEXPECTED_MESSAGE, "hello after the handshake"),
+            ProviderMessage::Hello(_) | ProviderMessage::AuthRequest(_) => self.nak(Nak {
+                in_reply_to: message.type_name().into(),
+                error: ErrorBody::new(nak_code::UNEXPECTED_MESSAGE, "a handshake frame after the handshake"),
+            }),
+            ProviderMessage::AeadRekeyResponse(_) => self.nak(Nak {
+                in_reply_to: "aead_rekey_response".into(),
+                error: ErrorBody::new(nak_code::UNEXPECTED_MESSAGE, "no rekey is in progress"),
             }),
             ProviderMessage::StateUpdate(update) => shared.apply_state_update(pid, aid, &update),
             ProviderMessage::Heartbeat(hb) => shared.apply_heartbeat(pid, aid, &hb),
@@ -239,6 +385,34 @@ impl Session {
                 shared.emit(PoolEvent::NakReceived { provider_id: pid.to_string(), nak });
             }
         }
+        Step::Continue
+    }
+
+    /// Production's rekey rule, checked after a request ends and on the liveness tick: once an
+    /// epoch has carried enough requests (or is old enough) and the session is idle, hold new
+    /// dispatches and rekey; a provider that cannot rekey in band is closed instead.
+    fn maybe_rekey(&mut self) -> Step {
+        let config = &self.shared.config;
+        let Some(leg) = self.leg.as_mut() else { return Step::Continue };
+        let Some(reason) = leg.rekey_due(config.rekey_after_requests, config.rekey_after) else {
+            return Step::Continue;
+        };
+        if !leg.can_rekey() {
+            return Step::End(
+                gone(format!("rekey due ({reason}) but in_band_aead_rekey_v1 was not negotiated")),
+                false,
+            );
+        }
+        self.shared.set_rekeying(&self.hello.provider_id, &self.assigned_id, true);
+        if self.shared.has_active(&self.assigned_id) {
+            // Dispatches are held; the rekey starts once the last request ends.
+            return Step::Continue;
+        }
+        let request = leg.start_rekey(reason, config.handshake_timeout);
+        tracing::info!(reason, "rekeying the encrypted leg");
+        let _ = self
+            .out
+            .send(WriterCmd::Text(hearth_protocol::encode(&CoordinatorMessage::AeadRekeyRequest(request))));
         Step::Continue
     }
 

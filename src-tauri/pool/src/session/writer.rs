@@ -7,45 +7,77 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
+use hearth_protocol::v2::{FrameContext, RequestPlaintext, SealedCoordinatorFrame, SealedRequest, Sealer};
+use hearth_protocol::{encode, CoordinatorMessage, InferenceRequest};
 use tokio::sync::mpsc;
 
 use super::strict::StaleDeadline;
 use crate::link::{EndSession, WriterCmd};
 
 /// Writes until told to close, the queue ends, or a write fails or times out (then the session is
-/// asked to end, without a close frame: the link is presumed dead).
+/// asked to end, without a close frame: the link is presumed dead). On an encrypted session
+/// (`sealer`) it seals each request as it writes it, so c2p seqs follow the wire order.
 pub(crate) async fn run(
     mut sink: SplitSink<WebSocket, Message>,
     mut queue: mpsc::UnboundedReceiver<WriterCmd>,
     ctl: mpsc::UnboundedSender<EndSession>,
     write_timeout: Duration,
     strict: Option<Arc<StaleDeadline>>,
+    mut sealer: Option<Sealer>,
 ) {
     while let Some(cmd) = queue.recv().await {
-        let (message, closing) = match cmd {
-            WriterCmd::Text(text) => {
-                if let Some(deadline) = &strict {
-                    deadline.arm();
+        let text = match cmd {
+            WriterCmd::Text(text) => text,
+            WriterCmd::Request(request) => match seal(sealer.as_mut(), request) {
+                Ok(text) => text,
+                Err(reason) => {
+                    let _ = ctl.send(EndSession { close: None, reason });
+                    return;
                 }
-                (Message::Text(text.into()), false)
+            },
+            WriterCmd::SwitchEpoch { sealer: next, commit } => {
+                sealer = Some(*next);
+                commit
             }
             WriterCmd::Close(code, reason) => {
-                (Message::Close(Some(CloseFrame { code, reason: close_reason(&reason).into() })), true)
+                let frame = Message::Close(Some(CloseFrame { code, reason: close_reason(&reason).into() }));
+                let _ = tokio::time::timeout(write_timeout, sink.send(frame)).await;
+                return;
             }
         };
-        let failure = match tokio::time::timeout(write_timeout, sink.send(message)).await {
+        if let Some(deadline) = &strict {
+            deadline.arm();
+        }
+        let failure = match tokio::time::timeout(write_timeout, sink.send(Message::Text(text.into()))).await {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("write failed: {e}")),
             Err(_) => Some(format!("write timed out after {write_timeout:?}")),
         };
-        if closing {
-            return;
-        }
         if let Some(reason) = failure {
             let _ = ctl.send(EndSession { close: None, reason });
             return;
         }
     }
+}
+
+/// A request as its frame: sealed under the session's c2p key when there is one.
+fn seal(sealer: Option<&mut Sealer>, request: InferenceRequest) -> Result<String, String> {
+    let Some(sealer) = sealer else { return Ok(encode(&CoordinatorMessage::InferenceRequest(request))) };
+    let inner = RequestPlaintext { body: request.body, conversation_key: request.conversation_key };
+    let plaintext = serde_json::to_vec(&inner).expect("a request plaintext always serialises");
+    let frame = FrameContext {
+        frame_type: "inference_request",
+        request_id: &request.request_id,
+        stream: request.stream,
+    };
+    let enc = sealer.seal(frame, &plaintext).map_err(|e| format!("cannot seal a request: {e}"))?;
+    Ok(encode(&SealedCoordinatorFrame::InferenceRequest(SealedRequest {
+        request_id: request.request_id,
+        stream: request.stream,
+        encrypted: true,
+        enc,
+        settlement: request.settlement,
+    })))
 }
 
 /// Close reasons are limited to 123 bytes by RFC 6455; cut on a character boundary.

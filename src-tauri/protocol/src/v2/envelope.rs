@@ -89,8 +89,15 @@ impl DirectionKey {
     }
 }
 
+impl std::fmt::Debug for DirectionKey {
+    // The key never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectionKey").field("kid", &self.kid).field("direction", &self.direction).finish()
+    }
+}
+
 /// Seals one direction's frames, numbering them from the epoch's first seq.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Sealer {
     key: DirectionKey,
     next: u64,
@@ -149,7 +156,7 @@ pub enum SeqPolicy {
 }
 
 /// Opens one direction's frames and keeps its counter.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Opener {
     key: DirectionKey,
     policy: SeqPolicy,
@@ -207,7 +214,10 @@ impl Opener {
         };
         // Length before decoding: base64 is 4/3 of the bytes.
         if enc.ciphertext.len() / 4 * 3 > self.max_ciphertext_bytes {
-            return Err(LegError::TooLarge { size: enc.ciphertext.len() / 4 * 3, max: self.max_ciphertext_bytes });
+            return Err(LegError::TooLarge {
+                size: enc.ciphertext.len() / 4 * 3,
+                max: self.max_ciphertext_bytes,
+            });
         }
         let nonce = decode("nonce", &enc.nonce)?;
         let aad = decode("aad", &enc.aad)?;
@@ -238,7 +248,9 @@ impl Opener {
             return Err(LegError::Exhausted);
         }
         match self.policy {
-            SeqPolicy::Strict if seq != self.lowest_unseen => Err(LegError::Seq { got: seq, want: self.lowest_unseen }),
+            SeqPolicy::Strict if seq != self.lowest_unseen => {
+                Err(LegError::Seq { got: seq, want: self.lowest_unseen })
+            }
             SeqPolicy::Strict => Ok(()),
             SeqPolicy::Window(_) if seq < self.lowest_unseen || self.seen.contains(&seq) => {
                 Err(LegError::Replayed { got: seq })

@@ -15,7 +15,9 @@ pub enum HandshakeError {
     KidMismatch { ours: String, theirs: String },
     #[error("the coordinator rejected the v2 handshake: {code}: {message}")]
     Rejected { code: String, message: String },
-    #[error("the coordinator accepted the session without the encrypted leg ({0}); refusing a plaintext session")]
+    #[error(
+        "the coordinator accepted the session without the encrypted leg ({0}); refusing a plaintext session"
+    )]
     LegNotEnabled(String),
     #[error("invalid {frame}: {problem}")]
     Invalid { frame: &'static str, problem: String },

@@ -56,11 +56,15 @@ impl ProviderHandshake {
             other => return Err(HandshakeError::Suite(other.unwrap_or("(none)").to_string())),
         }
         if challenge.assigned_id.is_empty() || challenge.auth_attempt_id.is_empty() {
-            return Err(invalid("auth_challenge", "assigned_id and auth_attempt_id must not be empty".into()));
+            return Err(invalid(
+                "auth_challenge",
+                "assigned_id and auth_attempt_id must not be empty".into(),
+            ));
         }
         let theirs = keys::parse_public_key(&challenge.coordinator_ecdh_public_key)?;
         let shared = self.key.agree(&theirs)?;
-        let ids = SessionIds { provider_id: self.provider_id.clone(), assigned_id: challenge.assigned_id.clone() };
+        let ids =
+            SessionIds { provider_id: self.provider_id.clone(), assigned_id: challenge.assigned_id.clone() };
         let derived = keys::derive(&shared, &ids, &self.key.public_bytes(), &theirs);
         if derived.kid != challenge.key_id {
             return Err(HandshakeError::KidMismatch { ours: derived.kid, theirs: challenge.key_id.clone() });
@@ -94,7 +98,9 @@ impl ProviderHandshake {
         }
         let leg = response.tier2_session.as_ref().and_then(|t| t.encrypted_leg.as_ref());
         let Some(leg) = leg.filter(|l| l.enabled) else {
-            return Err(HandshakeError::LegNotEnabled("tier2_session.encrypted_leg.enabled is not true".into()));
+            return Err(HandshakeError::LegNotEnabled(
+                "tier2_session.encrypted_leg.enabled is not true".into(),
+            ));
         };
         if leg.alg != SUITE {
             return Err(HandshakeError::Suite(leg.alg.clone()));
@@ -102,7 +108,12 @@ impl ProviderHandshake {
         if leg.kid != keys.kid {
             return Err(HandshakeError::KidMismatch { ours: keys.kid, theirs: leg.kid.clone() });
         }
-        Ok(Leg { ids, keys, envelope: leg.response_chunk_plaintext_envelope, rekey: leg.in_band_aead_rekey_v1 })
+        Ok(Leg {
+            ids,
+            keys,
+            envelope: leg.response_chunk_plaintext_envelope,
+            rekey: leg.in_band_aead_rekey_v1,
+        })
     }
 }
 
@@ -188,9 +199,11 @@ impl CoordinatorHandshake {
         }
         let theirs = keys::parse_public_key(&initial.provider_ecdh_public_key)
             .map_err(|_| Refusal::close(TIER2_KEY_EXCHANGE_FAILED, "tier2_key_exchange_failed"))?;
-        let shared =
-            key.agree(&theirs).map_err(|_| Refusal::close(TIER2_KEY_EXCHANGE_FAILED, "tier2_key_exchange_failed"))?;
-        let ids = SessionIds { provider_id: initial.provider_id.clone(), assigned_id: assigned_id.to_string() };
+        let shared = key
+            .agree(&theirs)
+            .map_err(|_| Refusal::close(TIER2_KEY_EXCHANGE_FAILED, "tier2_key_exchange_failed"))?;
+        let ids =
+            SessionIds { provider_id: initial.provider_id.clone(), assigned_id: assigned_id.to_string() };
         let keys = keys::derive(&shared, &ids, &theirs, &key.public_bytes());
         let challenge = AuthChallenge {
             version: AUTH_VERSION,
@@ -218,16 +231,28 @@ impl CoordinatorHandshake {
     /// Checks the proof (§1.8 P1–P5); `expired` says whether the challenge's `expires_at` passed.
     pub fn check_proof(self, proof: &AuthRequest, expired: bool) -> Result<Leg, Refusal> {
         let AuthRequest::Proof(proof) = proof else {
-            return Err(Refusal::rejected(INVALID_HELLO, "invalid_auth_request", "invalid_auth_request: type"));
+            return Err(Refusal::rejected(
+                INVALID_HELLO,
+                "invalid_auth_request",
+                "invalid_auth_request: type",
+            ));
         };
         if proof.version != AUTH_VERSION {
-            return Err(Refusal::rejected(INVALID_HELLO, "invalid_auth_request", "invalid_auth_request: version"));
+            return Err(Refusal::rejected(
+                INVALID_HELLO,
+                "invalid_auth_request",
+                "invalid_auth_request: version",
+            ));
         }
         if proof.auth_attempt_id != self.challenge.auth_attempt_id
             || proof.provider_id != self.initial.provider_id
             || expired
         {
-            return Err(Refusal::rejected(TIER2_ATTESTATION_FAILED, "attestation_failed", "tier2_attestation_failed"));
+            return Err(Refusal::rejected(
+                TIER2_ATTESTATION_FAILED,
+                "attestation_failed",
+                "tier2_attestation_failed",
+            ));
         }
         if let Some(models) = &proof.supported_models {
             if !same_models(models, self.initial.supported_models.as_deref().unwrap_or_default()) {
@@ -282,7 +307,9 @@ impl Leg {
 /// lower-casing, `model_id` among them.
 fn check_supported_models(initial: &AuthInitial) -> Result<(), Refusal> {
     let Some(models) = &initial.supported_models else { return Ok(()) };
-    let bad = |why: &str| Refusal::rejected(INVALID_HELLO, "bad_request", format!("invalid supported_models: {why}"));
+    let bad = |why: &str| {
+        Refusal::rejected(INVALID_HELLO, "bad_request", format!("invalid supported_models: {why}"))
+    };
     if models.is_empty() || models.len() > 64 {
         return Err(bad("1 to 64 entries"));
     }

@@ -66,9 +66,9 @@ pub fn parse_public_key(b64u: &str) -> Result<[u8; 32], HandshakeError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(b64u)
         .map_err(|e| HandshakeError::KeyExchange(format!("X25519 key is not unpadded base64url: {e}")))?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| HandshakeError::KeyExchange(format!("X25519 key has {} bytes, not 32", b.len())))
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        HandshakeError::KeyExchange(format!("X25519 key has {} bytes, not 32", b.len()))
+    })
 }
 
 /// Who the session is between: what both sides put into the transcript.
@@ -129,12 +129,14 @@ pub fn derive(
     provider_public: &[u8; 32],
     coordinator_public: &[u8; 32],
 ) -> KeySet {
-    let transcript: [u8; 32] = Sha256::digest(transcript_preimage(ids, provider_public, coordinator_public)).into();
+    let transcript: [u8; 32] =
+        Sha256::digest(transcript_preimage(ids, provider_public, coordinator_public)).into();
     let hk = Hkdf::<Sha256>::new(Some(&transcript), shared);
     let expand = |info: &[u8], out: &mut [u8]| {
         hk.expand(info, out).expect("32 and 4 bytes are far below HKDF's limit");
     };
-    let (mut c2p_key, mut p2c_key, mut c2p_nonce_base, mut p2c_nonce_base) = ([0; 32], [0; 32], [0; 4], [0; 4]);
+    let (mut c2p_key, mut p2c_key, mut c2p_nonce_base, mut p2c_nonce_base) =
+        ([0; 32], [0; 32], [0; 4], [0; 4]);
     expand(INFO_C2P_KEY, &mut c2p_key);
     expand(INFO_P2C_KEY, &mut p2c_key);
     expand(INFO_C2P_NONCE, &mut c2p_nonce_base);

@@ -134,7 +134,10 @@ impl ProviderRekey {
             expires_at: self.request.expires_at.clone(),
         };
         if proof != expected || frame.rekey_id != expected.rekey_id || frame.new_kid != self.new_kid {
-            return Err(RekeyFailure::Handshake(invalid(COMMIT, "the proof does not match the rekey agreed")));
+            return Err(RekeyFailure::Handshake(invalid(
+                COMMIT,
+                "the proof does not match the rekey agreed",
+            )));
         }
         let mut sealer = Sealer::new(&self.keys, Direction::P2c, &self.ids);
         let enc = sealer.seal(context(COMMITTED, &self.request.rekey_id), &proof_bytes)?;
@@ -169,8 +172,22 @@ pub struct CoordinatorRekey {
 
 impl CoordinatorRekey {
     /// Opens a rekey with a fresh key; `expires_at` is RFC 3339 with nanoseconds.
-    pub fn start(ids: &SessionIds, old_kid: &str, reason: &str, envelope: bool, expires_at: String) -> (Self, RekeyRequest) {
-        Self::start_with(ids, old_kid, reason, envelope, expires_at, uuid::Uuid::new_v4().to_string(), KeyPair::generate())
+    pub fn start(
+        ids: &SessionIds,
+        old_kid: &str,
+        reason: &str,
+        envelope: bool,
+        expires_at: String,
+    ) -> (Self, RekeyRequest) {
+        Self::start_with(
+            ids,
+            old_kid,
+            reason,
+            envelope,
+            expires_at,
+            uuid::Uuid::new_v4().to_string(),
+            KeyPair::generate(),
+        )
     }
 
     pub fn start_with(
@@ -197,15 +214,19 @@ impl CoordinatorRekey {
     }
 
     /// Re-derives the provider's kid (key confirmation) and seals the commit. Returns the commit
-    /// frame, the proof bytes the committed echo must equal, and the pending epoch.
-    pub fn on_response(self, response: &RekeyResponse) -> Result<CommitSent, HandshakeError> {
+    /// (with what the echo must equal) and the new epoch's c2p sealer, already past seq 0: the
+    /// writer takes it right after writing the commit.
+    pub fn on_response(self, response: &RekeyResponse) -> Result<(CommitSent, Sealer), HandshakeError> {
         const FRAME: &str = "aead_rekey_response";
         if response.version != REKEY_VERSION
             || response.rekey_id != self.request.rekey_id
             || response.assigned_id != self.ids.assigned_id
             || response.old_kid != self.request.old_kid
         {
-            return Err(invalid(FRAME, "version, rekey_id, assigned_id or old_kid does not match the request"));
+            return Err(invalid(
+                FRAME,
+                "version, rekey_id, assigned_id or old_kid does not match the request",
+            ));
         }
         let theirs = keys::parse_public_key(&response.provider_ecdh_public_key)?;
         let shared = self.key.agree(&theirs)?;
@@ -240,7 +261,8 @@ impl CoordinatorRekey {
             enc,
         };
         let opener = Opener::new(&keys, Direction::P2c, &self.ids, SeqPolicy::Strict);
-        Ok(CommitSent { commit, proof_bytes, rekey_id: self.request.rekey_id, epoch: NewEpoch { keys, sealer, opener } })
+        let sent = CommitSent { commit, proof_bytes, rekey_id: self.request.rekey_id, keys, opener };
+        Ok((sent, sealer))
     }
 }
 
@@ -249,23 +271,27 @@ pub struct CommitSent {
     pub commit: SealedRekey,
     proof_bytes: Vec<u8>,
     rekey_id: String,
-    epoch: NewEpoch,
+    keys: KeySet,
+    opener: Opener,
 }
 
 impl CommitSent {
     /// The new epoch's keys.
     pub fn keys(&self) -> &KeySet {
-        &self.epoch.keys
+        &self.keys
     }
 
-    /// Checks the echo and hands over the new epoch. `policy` is what p2c frames of the new epoch
-    /// are opened with after the echo (at seq 0, strictly).
-    pub fn on_committed(mut self, frame: &SealedRekey, policy: SeqPolicy) -> Result<NewEpoch, RekeyFailure> {
-        let echoed = self.epoch.opener.open(&frame.enc, context(COMMITTED, &self.rekey_id))?;
+    /// Checks the echo and returns the new epoch's keys and p2c opener (past seq 0), which opens
+    /// by `policy` from then on.
+    pub fn on_committed(
+        mut self,
+        frame: &SealedRekey,
+        policy: SeqPolicy,
+    ) -> Result<(KeySet, Opener), RekeyFailure> {
+        let echoed = self.opener.open(&frame.enc, context(COMMITTED, &self.rekey_id))?;
         if echoed != self.proof_bytes {
             return Err(RekeyFailure::Handshake(invalid(COMMITTED, "the echo differs from the proof sent")));
         }
-        let opener = self.epoch.opener.with_policy(policy);
-        Ok(NewEpoch { keys: self.epoch.keys, sealer: self.epoch.sealer, opener })
+        Ok((self.keys, self.opener.with_policy(policy)))
     }
 }
