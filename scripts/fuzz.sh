@@ -10,7 +10,7 @@ seconds="${1:-60}"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hearth-target}/fuzz"
-for target in protocol_decode settings_parse model_config; do
+for target in protocol_decode envelope_open settings_parse model_config; do
   echo "== fuzz $target for ${seconds}s"
   log="$(mktemp)"
   if ! cargo fuzz run --fuzz-dir fuzz "$target" -- -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 >"$log" 2>&1; then

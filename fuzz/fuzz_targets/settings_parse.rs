@@ -9,8 +9,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(settings) = Settings::from_toml_str(text) {
         if settings.validate().is_ok() {
-            let again = Settings::from_toml_str(&settings.to_toml_string())
-                .expect("saved settings load again");
+            let again =
+                Settings::from_toml_str(&settings.to_toml_string()).expect("saved settings load again");
             assert_eq!(again, settings);
         }
     }

@@ -130,11 +130,22 @@ function renderLive(s: Status): void {
   );
 }
 
+/** The session's protocol and encryption, e.g. "v2 · A256GCM · kid DqOg… · 2 rekeys". */
+function protocolText(c: Status["connection"]): string {
+  if (!c.protocol) return "—";
+  if (c.protocol === "v1") return c.v1_fallback ? "v1 (plaintext: this coordinator refused v2)" : "v1 (plaintext)";
+  const leg = c.encrypted_leg;
+  if (!leg) return c.protocol;
+  const rekeys = c.rekeys ?? 0;
+  return `${c.protocol} · ${leg.alg} · kid ${leg.kid.slice(0, 6)}… · ${rekeys} rekey${rekeys === 1 ? "" : "s"}`;
+}
+
 function renderHealth(s: Status): void {
   const c = s.connection;
   const now = Date.now();
   setText("coord-url", c.coordinator_url);
   setText("h-rtt", c.rtt_ms !== null && c.rtt_ms !== undefined ? `${c.rtt_ms.toFixed(1)} ms` : "—");
+  setText("h-protocol", protocolText(c));
   setText("h-hb", ago(c.last_heartbeat_sent_ms, now));
   setText("h-frame", ago(c.last_frame_received_ms, now));
   setText("h-uptime", c.connected && c.session_started_ms ? duration(now - c.session_started_ms) : "not connected");

@@ -26,6 +26,10 @@ export interface ConnectionHealth {
   last_close_code: number | null;
   last_close_reason: string | null;
   last_error: string | null;
+  protocol?: string | null;
+  encrypted_leg?: { alg: string; kid: string; chunk_envelope: boolean; in_band_rekey: boolean } | null;
+  rekeys?: number;
+  v1_fallback?: boolean;
 }
 
 export interface ActiveJob {

@@ -281,6 +281,16 @@ fn print_status(s: &Status) {
         c.coordinator_url,
         if c.connected { "connected" } else { "not connected" }
     );
+    match (&c.protocol, &c.encrypted_leg) {
+        (Some(p), Some(leg)) => {
+            println!("protocol:    {p}, encrypted ({} kid {}), {} rekeys", leg.alg, leg.kid, c.rekeys)
+        }
+        (Some(p), None) if c.v1_fallback => {
+            println!("protocol:    {p}, plaintext (this coordinator refused v2)")
+        }
+        (Some(p), None) => println!("protocol:    {p}, plaintext"),
+        (None, _) => {}
+    }
     if let Some(rtt) = c.rtt_ms {
         println!("rtt:         {rtt:.1} ms");
     }

@@ -54,10 +54,6 @@ impl HandlerProbe for StallOnce {
     }
 }
 
-fn v1(url: String) -> ProviderConfig {
-    ProviderConfig { protocol: ProtocolChoice::V1, ..config(url) }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_during_a_handler_stall_never_backs_up_the_socket() {
     flood_during_a_handler_stall(ProtocolChoice::V2).await

@@ -112,6 +112,10 @@ pub struct Settings {
     /// the reference release Hearth's protocol matches. Only for a coordinator with another floor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binary_version: Option<String>,
+    /// How sessions open: `auto` (v2, encrypted; v1 only for a coordinator that refuses v2's first
+    /// frame), `v2` (never plaintext) or `v1`.
+    #[serde(default)]
+    pub protocol: hearth_protocol::ProtocolChoice,
 }
 
 fn default_true() -> bool {
@@ -134,6 +138,7 @@ impl Default for Settings {
             pause_on_battery: true,
             control_port: None,
             binary_version: None,
+            protocol: hearth_protocol::ProtocolChoice::Auto,
         }
     }
 }

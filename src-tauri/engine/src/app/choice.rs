@@ -15,6 +15,8 @@ pub(super) struct ProviderChoice {
     pub engine: EngineChoice,
     /// The hello's `binary_version`, when the settings name one.
     pub binary_version: Option<String>,
+    /// v2, v1 or auto.
+    pub protocol: hearth_protocol::ProtocolChoice,
 }
 
 impl ProviderChoice {
@@ -25,6 +27,7 @@ impl ProviderChoice {
             coordinator: o.coordinator.clone().map(Coordinator::Url).unwrap_or_else(|| s.coordinator.clone()),
             provider_id: o.provider_id.clone().unwrap_or_else(|| s.provider_id.clone()),
             binary_version: s.binary_version.clone(),
+            protocol: s.protocol,
             engine: EngineChoice {
                 kind: o.engine.unwrap_or(s.engine),
                 model_id: o.model_id.clone(),

@@ -198,6 +198,7 @@ impl Supervisor {
         let mut config = ProviderConfig::new(url.clone(), choice.provider_id.clone());
         config.slots = crate::engines::slots_offered(engine.as_ref(), choice.engine.slots);
         config.token = token.as_ref().map(|t| t.expose().to_string());
+        config.protocol = choice.protocol;
         if let Some(v) = &choice.binary_version {
             config.binary_version = v.clone();
         }

@@ -40,6 +40,10 @@ pub struct LocalArgs {
     /// else chosen from RAM and the model's size (at most 4).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
     slots: Option<u32>,
+    /// Refuse providers that open with the plaintext v1 hello (close 4013
+    /// `tier2_encrypted_leg_required`), as a coordinator requiring the encrypted leg does.
+    #[arg(long)]
+    require_v2: bool,
 }
 
 pub async fn run(args: LocalArgs) -> Result<()> {
@@ -58,9 +62,12 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         None => (None, engine::resolve_kind(args.engine.engine, false), ModelSource::Settings),
     };
 
-    let pool = Pool::start(PoolConfig { listen: args.listen, ..PoolConfig::default() }).await.with_context(
-        || format!("cannot start the local pool on {}; pass --listen 127.0.0.1:PORT", args.listen),
-    )?;
+    let pool =
+        Pool::start(PoolConfig { listen: args.listen, require_v2: args.require_v2, ..PoolConfig::default() })
+            .await
+            .with_context(|| {
+                format!("cannot start the local pool on {}; pass --listen 127.0.0.1:PORT", args.listen)
+            })?;
     let addr = pool.local_addr();
 
     let mut config = AppConfig::new(paths, engine::factory(&args.engine.load_options()));

@@ -27,8 +27,8 @@ pub(super) enum Opened {
 
 enum Rekey {
     Idle,
-    Requested { pending: CoordinatorRekey, deadline: Instant },
-    Committed { sent: CommitSent, deadline: Instant },
+    Requested { pending: Box<CoordinatorRekey>, deadline: Instant },
+    Committed { sent: Box<CommitSent>, deadline: Instant },
 }
 
 pub(super) struct SessionLeg {
@@ -138,7 +138,7 @@ impl SessionLeg {
             expires.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| String::new());
         let (pending, request) =
             CoordinatorRekey::start(&self.ids, &self.kid, reason, self.envelope, expires_at);
-        self.rekey = Rekey::Requested { pending, deadline: Instant::now() + timeout };
+        self.rekey = Rekey::Requested { pending: Box::new(pending), deadline: Instant::now() + timeout };
         request
     }
 
@@ -152,7 +152,7 @@ impl SessionLeg {
         };
         let (sent, sealer) = pending.on_response(response).map_err(|e| format!("rekey failed: {e}"))?;
         let commit = sent.commit.clone();
-        self.rekey = Rekey::Committed { sent, deadline };
+        self.rekey = Rekey::Committed { sent: Box::new(sent), deadline };
         Ok((sealer, commit))
     }
 
