@@ -7,7 +7,9 @@
 //! * heartbeat: gap p50/max while every core is busy and a forward pass is stalled, as a ratio of
 //!   the tick;
 //! * restart: time from a pool restart to the provider being ready again, p50 over 20 restarts, as
-//!   a ratio of the first backoff ceiling (1 s).
+//!   a ratio of the first backoff ceiling (1 s);
+//! * v2: the relay's throughput and per-token latency on a v2 session (encrypted leg: every request
+//!   and chunk sealed and opened) against a v1 session in the same run, rounds alternating.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -20,6 +22,7 @@ use hearth_engine::session::ProviderConfig;
 use hearth_inference::scripted::ScriptedEngine;
 use hearth_inference::*;
 use hearth_pool::{Pool, PoolConfig, PoolEvent};
+use hearth_protocol::ProtocolChoice;
 
 const MODEL: &str = "bench-model";
 
@@ -205,31 +208,10 @@ async fn bench_relay() {
     let mut figures = vec![];
     for (label, via_pool) in [("relay (pool→provider→SSE)", true), ("direct SSE (peer)", false)] {
         let fast: Arc<dyn Engine> = Arc::new(ScriptedEngine::new(MODEL));
-        let paced: Arc<dyn Engine> = Arc::new(PacedEngine {
-            descriptor: ModelDescriptor {
-                model_id: MODEL.into(),
-                params_b: 0.0,
-                max_context_tokens: 1 << 20,
-                engine: "paced".into(),
-                throughput_tps_estimate: 1000.0,
-            },
-            pace: Duration::from_micros(500),
-        });
+        let paced = paced_engine();
         let (tps, lat) = if via_pool {
-            let pool = start_pool(0, 30).await;
-            let mut c = provider_config(&pool);
-            c.slots = 1;
-            let p = Provider::start(c.clone(), fast);
-            wait_ready(&pool).await;
-            let (tps, _) = measure_stream(&http, None, Some(&pool), THROUGHPUT_TOKENS).await;
-            p.stop().await;
-            wait_until_gone(&pool).await;
-            let p = Provider::start(c, paced);
-            wait_ready(&pool).await;
-            let (_, lat) = measure_stream(&http, None, Some(&pool), PACED_TOKENS).await;
-            p.stop().await;
-            pool.shutdown().await;
-            (tps, lat)
+            relay_through_pool(&http, ProtocolChoice::Auto, fast, paced, THROUGHPUT_TOKENS, PACED_TOKENS)
+                .await
         } else {
             let base = direct_sse_server(fast).await;
             let (tps, _) =
@@ -261,6 +243,80 @@ async fn bench_relay() {
         relay.tokens_per_s / direct.tokens_per_s,
         relay.latency_p50_us - direct.latency_p50_us,
         relay.latency_p99_us - direct.latency_p99_us
+    );
+}
+
+/// One provider on a fresh pool with `protocol`: tokens/s of a `fast_tokens` stream from `fast`,
+/// then per-token latencies of a `paced_tokens` stream from `paced`.
+async fn relay_through_pool(
+    http: &reqwest::Client,
+    protocol: ProtocolChoice,
+    fast: Arc<dyn Engine>,
+    paced: Arc<dyn Engine>,
+    fast_tokens: u32,
+    paced_tokens: u32,
+) -> (f64, Vec<f64>) {
+    let pool = start_pool(0, 30).await;
+    let mut c = provider_config(&pool);
+    c.slots = 1;
+    c.protocol = protocol;
+    let p = Provider::start(c.clone(), fast);
+    wait_ready(&pool).await;
+    let (tps, _) = measure_stream(http, None, Some(&pool), fast_tokens).await;
+    p.stop().await;
+    wait_until_gone(&pool).await;
+    let p = Provider::start(c, paced);
+    wait_ready(&pool).await;
+    let (_, lat) = measure_stream(http, None, Some(&pool), paced_tokens).await;
+    p.stop().await;
+    pool.shutdown().await;
+    (tps, lat)
+}
+
+fn paced_engine() -> Arc<dyn Engine> {
+    Arc::new(PacedEngine {
+        descriptor: ModelDescriptor {
+            model_id: MODEL.into(),
+            params_b: 0.0,
+            max_context_tokens: 1 << 20,
+            engine: "paced".into(),
+            throughput_tps_estimate: 1000.0,
+        },
+        pace: Duration::from_micros(500),
+    })
+}
+
+async fn bench_v2() {
+    const ROUNDS: usize = 3;
+    let http = reqwest::Client::new();
+    let mut tps: [Vec<f64>; 2] = [vec![], vec![]];
+    let mut lat: [Vec<f64>; 2] = [vec![], vec![]];
+    for _ in 0..ROUNDS {
+        for (i, protocol) in [ProtocolChoice::V1, ProtocolChoice::V2].into_iter().enumerate() {
+            let fast: Arc<dyn Engine> = Arc::new(ScriptedEngine::new(MODEL));
+            let (t, l) = relay_through_pool(&http, protocol, fast, paced_engine(), 50_000, 2_000).await;
+            tps[i].push(t);
+            lat[i].extend(l);
+        }
+    }
+    let mut medians = [0.0; 2];
+    for (i, label) in ["v1 (plaintext)", "v2 (encrypted leg)"].into_iter().enumerate() {
+        tps[i].sort_by(|a, b| a.partial_cmp(b).unwrap());
+        lat[i].sort_by(|a, b| a.partial_cmp(b).unwrap());
+        medians[i] = percentile(&tps[i], 0.5);
+        println!(
+            "{label:<20} {:>10.0} tokens/s (median of {ROUNDS})   token latency p50 {:>7.1} µs  p99 {:>7.1} µs",
+            medians[i],
+            percentile(&lat[i], 0.5),
+            percentile(&lat[i], 0.99)
+        );
+    }
+    println!(
+        "v2/v1: throughput ×{:.3} ({:+.1} %); added latency per token p50 {:.1} µs, p99 {:.1} µs",
+        medians[1] / medians[0],
+        (medians[1] / medians[0] - 1.0) * 100.0,
+        percentile(&lat[1], 0.5) - percentile(&lat[0], 0.5),
+        percentile(&lat[1], 0.99) - percentile(&lat[0], 0.99)
     );
 }
 
@@ -360,6 +416,9 @@ fn main() {
         }
         if wants("restart") {
             bench_restart().await;
+        }
+        if wants("v2") {
+            bench_v2().await;
         }
     });
 }

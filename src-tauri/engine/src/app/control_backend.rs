@@ -54,8 +54,11 @@ impl ControlBackend for AppState {
             other => PutSettingsError::Save(other.to_string()),
         })?;
         // The watcher will see the file too; applying here makes the answer reflect it at once,
-        // and applying the same settings twice changes nothing.
+        // and applying the same settings twice changes nothing. The settings in force are
+        // replaced here, not only when the supervisor gets to the command: it may be busy
+        // starting a session, and a read right after the save must see what was saved.
         self.hub.update(|s| s.settings.errors.clear());
+        self.settings.send_replace(settings.clone());
         self.send(Command::Apply(Box::new(settings.clone())));
         Ok(settings)
     }
