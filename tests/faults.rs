@@ -241,13 +241,16 @@ async fn the_provider_survives_injected_faults_and_keeps_every_ledger_row() {
     }
 
     // 4. Blackhole: every packet between provider and proxy dropped, nobody told. Found by
-    // TCP_USER_TIMEOUT (20 s of unacknowledged heartbeat/chunk bytes; heartbeats every ≤5 s).
+    // TCP_USER_TIMEOUT (20 s of unacknowledged heartbeat/chunk bytes; heartbeats every ≤5 s), or,
+    // with a job streaming, by the writer's 5 s deadline once the socket's send buffer is full
+    // (sealed v2 chunks are about twice the bytes of plaintext ones, so it fills in seconds).
+    // Either way never sooner than the write deadline: nothing on a silent link says it died.
     for with_job in [true, false] {
         let job = if with_job { Some(rig.start_stream("token_delay_ms=50", 4000).await) } else { None };
         let at = Instant::now();
         rig.ns.blackhole(true);
         let detect = rig.detected("blackhole noticed", at, Duration::from_secs(45)).await;
-        assert!(detect >= Duration::from_secs(10), "a half-open link cannot be noticed at once: {detect:?}");
+        assert!(detect >= Duration::from_secs(5), "a half-open link cannot be noticed at once: {detect:?}");
         rig.ns.blackhole(false);
         let cleared = Instant::now();
         let recover = rig.recovered("back after the blackhole", cleared, Duration::from_secs(30)).await;
