@@ -246,6 +246,19 @@ async fn bench_relay() {
     );
 }
 
+/// CPU time this process has used, user and system.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// CPU µs per token of the last fast stream measured by [`relay_through_pool`] (pool, provider and
+/// client all run in this process, so this is the whole relay's cost).
+static LAST_CPU_US_PER_TOKEN: std::sync::Mutex<f64> = std::sync::Mutex::new(0.0);
+
 /// One provider on a fresh pool with `protocol`: tokens/s of a `fast_tokens` stream from `fast`,
 /// then per-token latencies of a `paced_tokens` stream from `paced`.
 async fn relay_through_pool(
@@ -262,7 +275,10 @@ async fn relay_through_pool(
     c.protocol = protocol;
     let p = Provider::start(c.clone(), fast);
     wait_ready(&pool).await;
+    let cpu_before = cpu_time();
     let (tps, _) = measure_stream(http, None, Some(&pool), fast_tokens).await;
+    *LAST_CPU_US_PER_TOKEN.lock().unwrap() =
+        (cpu_time() - cpu_before).as_secs_f64() * 1e6 / fast_tokens as f64;
     p.stop().await;
     wait_until_gone(&pool).await;
     let p = Provider::start(c, paced);
@@ -287,34 +303,41 @@ fn paced_engine() -> Arc<dyn Engine> {
 }
 
 async fn bench_v2() {
-    const ROUNDS: usize = 3;
+    const ROUNDS: usize = 7;
     let http = reqwest::Client::new();
     let mut tps: [Vec<f64>; 2] = [vec![], vec![]];
+    let mut cpu: [Vec<f64>; 2] = [vec![], vec![]];
     let mut lat: [Vec<f64>; 2] = [vec![], vec![]];
     for _ in 0..ROUNDS {
         for (i, protocol) in [ProtocolChoice::V1, ProtocolChoice::V2].into_iter().enumerate() {
             let fast: Arc<dyn Engine> = Arc::new(ScriptedEngine::new(MODEL));
             let (t, l) = relay_through_pool(&http, protocol, fast, paced_engine(), 50_000, 2_000).await;
             tps[i].push(t);
+            cpu[i].push(*LAST_CPU_US_PER_TOKEN.lock().unwrap());
             lat[i].extend(l);
         }
     }
     let mut medians = [0.0; 2];
+    let mut cpu_medians = [0.0; 2];
     for (i, label) in ["v1 (plaintext)", "v2 (encrypted leg)"].into_iter().enumerate() {
         tps[i].sort_by(|a, b| a.partial_cmp(b).unwrap());
+        cpu[i].sort_by(|a, b| a.partial_cmp(b).unwrap());
         lat[i].sort_by(|a, b| a.partial_cmp(b).unwrap());
         medians[i] = percentile(&tps[i], 0.5);
+        cpu_medians[i] = percentile(&cpu[i], 0.5);
         println!(
-            "{label:<20} {:>10.0} tokens/s (median of {ROUNDS})   token latency p50 {:>7.1} µs  p99 {:>7.1} µs",
+            "{label:<20} {:>10.0} tokens/s, {:>5.1} CPU µs/token (medians of {ROUNDS})   token latency p50 {:>7.1} µs  p99 {:>7.1} µs",
             medians[i],
+            cpu_medians[i],
             percentile(&lat[i], 0.5),
             percentile(&lat[i], 0.99)
         );
     }
     println!(
-        "v2/v1: throughput ×{:.3} ({:+.1} %); added latency per token p50 {:.1} µs, p99 {:.1} µs",
+        "v2/v1: throughput ×{:.3} ({:+.1} %), CPU per token ×{:.3}; added latency per token p50 {:.1} µs, p99 {:.1} µs",
         medians[1] / medians[0],
         (medians[1] / medians[0] - 1.0) * 100.0,
+        cpu_medians[1] / cpu_medians[0],
         percentile(&lat[1], 0.5) - percentile(&lat[0], 0.5),
         percentile(&lat[1], 0.99) - percentile(&lat[0], 0.99)
     );
