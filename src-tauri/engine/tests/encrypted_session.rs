@@ -45,14 +45,18 @@ async fn buy(
     parse_buyer(status, response.text().await.unwrap())
 }
 
+/// A model name with a namespace and a quantisation suffix, so its catalog key differs from it.
+const SERVED: &str = "mlx-community/Hearth-Scripted-4bit";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_pool_serves_an_encrypted_session_and_rekeys_it_between_requests() {
     let pool =
         start_pool(hearth_pool::PoolConfig { rekey_after_requests: 3, require_v2: true, ..test_config() })
             .await;
     let ws = format!("ws://{}/ws/provider", pool.local_addr());
-    let provider =
-        Provider::start(provider_config(ws, ProtocolChoice::Auto), Arc::new(ScriptedEngine::new(MODEL)));
+    let mut config = provider_config(ws, ProtocolChoice::Auto);
+    config.reconnect_after_drain = Duration::from_millis(100);
+    let provider = Provider::start(config, Arc::new(ScriptedEngine::new(SERVED)));
     let accepted = status_until_(&provider, "an encrypted session", |s| s.connection.connected).await;
     assert_eq!(accepted.connection.protocol.as_deref(), Some("v2"));
     let leg = accepted.connection.encrypted_leg.clone().expect("the leg is on");
@@ -61,22 +65,23 @@ async fn the_local_pool_serves_an_encrypted_session_and_rekeys_it_between_reques
     assert!(leg.chunk_envelope && leg.in_band_rekey);
     status_until(&pool, "the provider ready", |s| s.pool.ready == 1).await;
 
-    // Streamed and whole answers, in upper case and by catalog key too, across two rekeys.
+    // Streamed and whole answers, naming the model in upper case and by its catalog key too,
+    // across two rekeys (every 3 requests).
     let client = reqwest::Client::new();
     let url = http_url(pool.local_addr(), "/v1/chat/completions");
-    let upper = MODEL.to_uppercase();
-    for (i, (model, stream)) in [
-        (MODEL, false),
-        (MODEL, true),
+    let upper = SERVED.to_uppercase();
+    let key = hearth_protocol::model_key(SERVED);
+    assert_eq!(key, "hearth-scripted");
+    let asks = [
+        (SERVED, false),
+        (SERVED, true),
         (upper.as_str(), true),
-        (MODEL, false),
-        (MODEL, true),
-        (MODEL, false),
-        (MODEL, true),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+        (key.as_str(), false),
+        (SERVED, true),
+        (key.as_str(), true),
+        (SERVED, false),
+    ];
+    for (i, (model, stream)) in asks.into_iter().enumerate() {
         let result = buy(&client, &url, model, stream).await;
         assert!(result.complete, "request {i} ({model}, stream {stream}) did not complete: {}", result.body);
     }
@@ -85,21 +90,51 @@ async fn the_local_pool_serves_an_encrypted_session_and_rekeys_it_between_reques
     assert_ne!(new_kid, leg.kid, "a rekey changes the kid");
     assert_eq!(after.connection.assigned_id, accepted.connection.assigned_id, "a rekey keeps the session");
     let served = after.recent_jobs.iter().filter(|j| j.outcome == JobOutcome::Complete).count();
-    assert_eq!(served, 7);
+    assert_eq!(served, asks.len());
 
-    // A reconnect is a whole new handshake: new session id, new kid.
+    // A buyer who leaves mid-stream: the pool cancels in plaintext, the provider's `cancelled` end
+    // comes back sealed, and the session carries on.
+    let long = serde_json::json!({
+        "model": SERVED, "stream": true, "max_tokens": 400,
+        "messages": [{"role": "user", "content": "token_delay_ms=20 go on"}],
+    });
+    let job = hearth_testkit::buyer::start_stream(client.clone(), url.clone(), long).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    job.abort();
+    let cancelled = status_until_(&provider, "the cancelled job recorded", |s| {
+        s.recent_jobs.iter().any(|j| j.outcome == JobOutcome::Cancelled)
+    })
+    .await;
+    assert_eq!(
+        cancelled.connection.assigned_id, accepted.connection.assigned_id,
+        "a cancel keeps the session"
+    );
+    assert!(buy(&client, &url, SERVED, true).await.complete, "served after the cancel");
+
+    // A drain ends the session; the provider comes back with a whole new handshake.
+    pool.drain_all().await;
+    let drained = status_until_(&provider, "a new session after the drain", |s| {
+        s.connection.connected && s.connection.assigned_id != accepted.connection.assigned_id
+    })
+    .await;
+    let after_drain = drained.connection.encrypted_leg.clone().unwrap();
+    assert_ne!(after_drain.kid, new_kid);
+    assert_eq!(drained.connection.rekeys, 0);
+    status_until(&pool, "the provider ready after the drain", |s| s.pool.ready == 1).await;
+    assert!(buy(&client, &url, SERVED, false).await.complete);
+
+    // A reconnect after the pool restarts is a whole new handshake too: new session id, new kid.
     let addr = pool.local_addr();
     pool.shutdown().await;
     let pool = start_pool(hearth_pool::PoolConfig { listen: addr, ..test_config() }).await;
     let again = status_until_(&provider, "a fresh encrypted session", |s| {
-        s.connection.connected && s.connection.assigned_id != accepted.connection.assigned_id
+        s.connection.connected && s.connection.assigned_id != drained.connection.assigned_id
     })
     .await;
     let fresh = again.connection.encrypted_leg.clone().unwrap();
-    assert_ne!(fresh.kid, new_kid);
-    assert_eq!(again.connection.rekeys, 0);
+    assert_ne!(fresh.kid, after_drain.kid);
     status_until(&pool, "the provider ready again", |s| s.pool.ready == 1).await;
-    assert!(buy(&client, &url, MODEL, true).await.complete);
+    assert!(buy(&client, &url, SERVED, true).await.complete);
     provider.stop().await;
     pool.shutdown().await;
 }

@@ -639,3 +639,46 @@ async fn a_stream_longer_than_its_chunk_window_flows_through_whole() {
     assert!(seqs.iter().enumerate().all(|(i, &s)| s == i as u64), "chunks out of order");
     provider.stop().await;
 }
+
+/// A coordinator that stops reading: the provider's writes back up in TCP, the request's chunk
+/// window fills and the job waits (its token count stops), instead of the provider queueing the
+/// rest of the answer in memory. Reading again, the stream completes whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_that_stops_reading_holds_the_job_not_the_memory() {
+    const TOKENS: u64 = 40_000;
+    let fake = FakeCoordinator::bind(30).await;
+    let provider = Provider::start(config(fake.url()), Arc::new(ScriptedEngine::new(MODEL)));
+    let mut session = fake.accept().await;
+    let body = serde_json::json!({
+        "model": MODEL, "stream": true, "max_tokens": TOKENS,
+        "messages": [{"role": "user", "content": "go"}],
+    });
+    session.pause_reading(true);
+    session.send(&inference_request("req-held", &body)).await;
+    let stalled = |s: &hearth_engine::status::Status| s.active_jobs.first().map(|j| j.completion_tokens);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let first = stalled(&provider.status().snapshot());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let second = stalled(&provider.status().snapshot());
+    let held = first.expect("the job is still running while nobody reads");
+    assert!(held < TOKENS, "the whole answer was generated with nobody reading");
+    assert_eq!(second, first, "the job kept generating with nobody reading");
+    session.pause_reading(false);
+    let mut chunks = 0u64;
+    let end = loop {
+        match session.next(Duration::from_secs(30)).await {
+            Some((_, Seen::Message(ProviderMessage::InferenceResponseChunk(c)))) => {
+                assert_eq!(c.seq, chunks, "chunks arrive in order without gaps");
+                chunks += 1;
+            }
+            Some((_, Seen::Message(ProviderMessage::InferenceResponseEnd(e)))) => break e,
+            Some((_, Seen::Ended)) | None => panic!("the session ended before the stream did"),
+            Some(_) => {}
+        }
+    };
+    assert_eq!(end.status, EndStatus::Complete, "{end:?}");
+    assert_eq!(end.chunks_sent, chunks);
+    assert_eq!(end.usage.completion_tokens, TOKENS);
+    println!("held at {held} of {TOKENS} tokens while the coordinator did not read");
+    provider.stop().await;
+}

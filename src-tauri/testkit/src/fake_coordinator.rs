@@ -85,6 +85,8 @@ pub struct Session {
     streams: Arc<Mutex<HashMap<String, bool>>>,
     /// Set by the reader when a sealed frame failed to open (the session is then broken).
     pub leg_failures: Arc<Mutex<Vec<String>>>,
+    /// While true the reader stops reading the socket: a coordinator that stopped reading.
+    reading_paused: tokio::sync::watch::Sender<bool>,
 }
 
 /// What the reader task holds of an accepted v2 session.
@@ -179,8 +181,9 @@ impl FakeCoordinator {
             streams: streams.clone(),
             failures: leg_failures.clone(),
         });
-        tokio::spawn(read_frames(stream, tx, reader_leg));
-        Session { hello, authorization, v2, kid, sink, seen, sealer, streams, leg_failures }
+        let (reading_paused, paused) = tokio::sync::watch::channel(false);
+        tokio::spawn(read_frames(stream, tx, reader_leg, paused));
+        Session { hello, authorization, v2, kid, sink, seen, sealer, streams, leg_failures, reading_paused }
     }
 
     /// The next WebSocket upgrade, and the `Authorization` header it carried.
@@ -267,8 +270,15 @@ async fn read_frames(
     mut stream: SplitStream<WebSocketStream<TcpStream>>,
     tx: mpsc::UnboundedSender<(Instant, Seen)>,
     mut leg: Option<ReaderLeg>,
+    mut paused: tokio::sync::watch::Receiver<bool>,
 ) {
-    while let Some(frame) = stream.next().await {
+    loop {
+        while *paused.borrow_and_update() {
+            if paused.changed().await.is_err() {
+                break;
+            }
+        }
+        let Some(frame) = stream.next().await else { break };
         let now = Instant::now();
         let item = match frame {
             Ok(Message::Text(t)) => {
@@ -372,6 +382,11 @@ impl Session {
     /// Like [`Session::send_text`], but a failed write (the provider hung up) is returned.
     pub async fn try_send_text(&mut self, text: String) -> Result<(), String> {
         self.sink.send(Message::text(text)).await.map_err(|e| e.to_string())
+    }
+
+    /// Stops reading the socket (the provider's writes then back up in TCP), or reads on.
+    pub fn pause_reading(&self, paused: bool) {
+        self.reading_paused.send_replace(paused);
     }
 
     /// Sends a close frame with `code` (e.g. 4004, 4005) and `reason`.
