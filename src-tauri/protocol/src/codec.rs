@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::messages::{nak_code, CoordinatorMessage, ErrorBody, Nak, ProviderMessage};
-use crate::v2::{SealedCoordinatorFrame, SealedProviderFrame};
+use crate::v2::{SealedCoordinatorFrame, SealedProviderFrame, SealedRekey, SealedRequest, SealedResponse};
 
 /// The coordinator's `ws.max_frame_bytes`.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
@@ -63,7 +63,6 @@ const COORDINATOR_TYPES: &[&str] = &[
     "drain",
     "nak",
 ];
-const SEALED_COORDINATOR_TYPES: &[&str] = &["inference_request", "aead_rekey_commit"];
 const PROVIDER_TYPES: &[&str] = &[
     "hello",
     "auth_request",
@@ -76,8 +75,6 @@ const PROVIDER_TYPES: &[&str] = &[
     "drain_status",
     "nak",
 ];
-const SEALED_PROVIDER_TYPES: &[&str] =
-    &["inference_response_chunk", "inference_response_end", "aead_rekey_committed"];
 
 /// A frame a provider reads: plaintext, or sealed (v2's encrypted leg; open it with the session's
 /// [`crate::v2::Opener`]).
@@ -116,10 +113,25 @@ fn typed<T: DeserializeOwned>(text: &str, type_name: String, known: &[&str]) -> 
     serde_json::from_str(text).map_err(|e| DecodeError::Invalid { type_name, detail: e.to_string() })
 }
 
+/// A sealed frame's body, its `type` already read: decoded straight into its struct (the tagged
+/// enum would first buffer the whole frame, ciphertext included, on every chunk).
+fn sealed<T: DeserializeOwned>(text: &str, type_name: &str) -> Result<T, DecodeError> {
+    serde_json::from_str(text)
+        .map_err(|e| DecodeError::Invalid { type_name: type_name.to_string(), detail: e.to_string() })
+}
+
 /// Decodes what a coordinator sent on a session that may be encrypted.
 pub fn decode_coordinator_frame(text: &str, max_frame_bytes: usize) -> Result<CoordinatorFrame, DecodeError> {
     match head(text, max_frame_bytes)? {
-        (type_name, true) => typed(text, type_name, SEALED_COORDINATOR_TYPES).map(CoordinatorFrame::Sealed),
+        (type_name, true) => Ok(CoordinatorFrame::Sealed(match type_name.as_str() {
+            "inference_request" => {
+                SealedCoordinatorFrame::InferenceRequest(sealed::<SealedRequest>(text, &type_name)?)
+            }
+            "aead_rekey_commit" => {
+                SealedCoordinatorFrame::AeadRekeyCommit(sealed::<SealedRekey>(text, &type_name)?)
+            }
+            _ => return Err(DecodeError::UnknownType(type_name)),
+        })),
         (type_name, false) => typed(text, type_name, COORDINATOR_TYPES).map(CoordinatorFrame::Plain),
     }
 }
@@ -127,7 +139,18 @@ pub fn decode_coordinator_frame(text: &str, max_frame_bytes: usize) -> Result<Co
 /// Decodes what a provider sent on a session that may be encrypted.
 pub fn decode_provider_frame(text: &str, max_frame_bytes: usize) -> Result<ProviderFrame, DecodeError> {
     match head(text, max_frame_bytes)? {
-        (type_name, true) => typed(text, type_name, SEALED_PROVIDER_TYPES).map(ProviderFrame::Sealed),
+        (type_name, true) => Ok(ProviderFrame::Sealed(match type_name.as_str() {
+            "inference_response_chunk" => {
+                SealedProviderFrame::InferenceResponseChunk(sealed::<SealedResponse>(text, &type_name)?)
+            }
+            "inference_response_end" => {
+                SealedProviderFrame::InferenceResponseEnd(sealed::<SealedResponse>(text, &type_name)?)
+            }
+            "aead_rekey_committed" => {
+                SealedProviderFrame::AeadRekeyCommitted(sealed::<SealedRekey>(text, &type_name)?)
+            }
+            _ => return Err(DecodeError::UnknownType(type_name)),
+        })),
         (type_name, false) => typed(text, type_name, PROVIDER_TYPES).map(ProviderFrame::Plain),
     }
 }

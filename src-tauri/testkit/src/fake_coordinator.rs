@@ -329,7 +329,7 @@ fn open(leg: &mut ReaderLeg, sealed: SealedProviderFrame) -> Result<ProviderMess
     }
     let (seq, data) = if leg.envelope {
         let c: ChunkPlaintext = serde_json::from_slice(&plaintext).map_err(|e| e.to_string())?;
-        (c.seq, c.data)
+        (c.seq, c.data.into_owned())
     } else {
         (r.enc.seq, String::from_utf8(plaintext).map_err(|e| e.to_string())?)
     };
@@ -359,7 +359,7 @@ impl Session {
         let CoordinatorMessage::InferenceRequest(r) = message else { panic!("only requests are sealed") };
         let sealer = self.sealer.as_mut().expect("a v2 session");
         self.streams.lock().unwrap().insert(r.request_id.clone(), r.stream);
-        let inner = RequestPlaintext { body: r.body.clone(), conversation_key: r.conversation_key.clone() };
+        let inner = RequestPlaintext::new(r.body.clone(), r.conversation_key.clone());
         let frame =
             FrameContext { frame_type: "inference_request", request_id: &r.request_id, stream: r.stream };
         let enc = sealer.seal(frame, &serde_json::to_vec(&inner).unwrap()).unwrap();

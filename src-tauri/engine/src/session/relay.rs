@@ -150,7 +150,7 @@ impl Relay {
             }
             None => {
                 self.outbox.send_response(
-                    &ProviderMessage::InferenceResponseEnd(ResponseEnd {
+                    ProviderMessage::InferenceResponseEnd(ResponseEnd {
                         request_id: cancel.request_id,
                         status: EndStatus::Cancelled,
                         chunks_sent: 0,
@@ -222,7 +222,7 @@ impl Relay {
         let id = &request.request_id;
         tracing::info!(status = status.as_str(), "refused request: {message}");
         self.outbox.send_response(
-            &ProviderMessage::InferenceResponseEnd(ResponseEnd {
+            ProviderMessage::InferenceResponseEnd(ResponseEnd {
                 request_id: id.to_string(),
                 status,
                 chunks_sent: 0,
@@ -398,7 +398,7 @@ impl Relay {
         if lost.is_none() {
             self.shared.announce_state(&self.flags, &self.outbox, None);
         }
-        if !self.outbox.send_response(&end, request.stream) && lost.is_none() {
+        if !self.outbox.send_response(end, request.stream) && lost.is_none() {
             tracing::warn!("the connection closed as the end frame was handed over");
         }
         self.active.send_modify(|n| *n = n.saturating_sub(1));
@@ -513,7 +513,7 @@ impl ChunkSender<'_> {
         // Deltas find a place (generate waited for one); the few closing chunks may go beyond.
         let place = self.window.clone().try_acquire_owned().ok();
         let message = ProviderMessage::InferenceResponseChunk(chunk);
-        if self.relay.outbox.send_in_window(&message, self.stream, place) {
+        if self.relay.outbox.send_in_window(message, self.stream, place) {
             self.seq += 1;
         }
     }

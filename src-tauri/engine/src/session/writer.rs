@@ -88,7 +88,7 @@ impl Outbox {
     }
 
     /// A chunk or end of a request whose `stream` flag is given (the AAD binds it on v2).
-    pub fn send_response(&self, message: &ProviderMessage, stream: bool) -> bool {
+    pub fn send_response(&self, message: ProviderMessage, stream: bool) -> bool {
         self.send_in_window(message, stream, None)
     }
 
@@ -98,11 +98,11 @@ impl Outbox {
     /// provider's memory.
     pub fn send_in_window(
         &self,
-        message: &ProviderMessage,
+        message: ProviderMessage,
         stream: bool,
         place: Option<OwnedSemaphorePermit>,
     ) -> bool {
-        self.bulk.send((Outgoing::Response { message: message.clone(), stream }, place)).is_ok()
+        self.bulk.send((Outgoing::Response { message, stream }, place)).is_ok()
     }
 
     /// Seal every response from now on. Queued before any request can arrive.
@@ -249,7 +249,7 @@ fn seal(leg: &mut WriterLeg, message: &ProviderMessage, stream: bool) -> Result<
     let (request_id, plaintext) = match message {
         ProviderMessage::InferenceResponseChunk(chunk) if leg.envelope => (
             &chunk.request_id,
-            serde_json::to_vec(&ChunkPlaintext { data: chunk.data.clone(), seq: chunk.seq })
+            serde_json::to_vec(&ChunkPlaintext::new(chunk.data.as_str(), chunk.seq))
                 .expect("a chunk envelope always serialises"),
         ),
         ProviderMessage::InferenceResponseChunk(chunk) => {

@@ -103,7 +103,7 @@ impl SessionLeg {
         let (seq, data) = if self.envelope {
             let inner: ChunkPlaintext = serde_json::from_slice(&plaintext)
                 .map_err(|e| format!("sealed chunk for {request_id} is not a chunk envelope: {e}"))?;
-            (inner.seq, inner.data)
+            (inner.seq, inner.data.into_owned())
         } else {
             let data = String::from_utf8(plaintext)
                 .map_err(|_| format!("sealed chunk for {request_id} is not UTF-8"))?;

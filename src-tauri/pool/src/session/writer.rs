@@ -63,7 +63,7 @@ pub(crate) async fn run(
 /// A request as its frame: sealed under the session's c2p key when there is one.
 fn seal(sealer: Option<&mut Sealer>, request: InferenceRequest) -> Result<String, String> {
     let Some(sealer) = sealer else { return Ok(encode(&CoordinatorMessage::InferenceRequest(request))) };
-    let inner = RequestPlaintext { body: request.body, conversation_key: request.conversation_key };
+    let inner = RequestPlaintext::new(request.body, request.conversation_key);
     let plaintext = serde_json::to_vec(&inner).expect("a request plaintext always serialises");
     let frame = FrameContext {
         frame_type: "inference_request",

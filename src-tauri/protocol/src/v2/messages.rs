@@ -286,20 +286,58 @@ pub enum SealedProviderFrame {
     AeadRekeyCommitted(SealedRekey),
 }
 
+/// The `type` of a plaintext inside a sealed frame, as a one-value enum: a required field checked
+/// as it is read. (`#[serde(tag = …)]` on the struct would buffer the whole plaintext first, on
+/// every request and every chunk.)
+macro_rules! plaintext_type {
+    ($(#[$doc:meta])* $name:ident = $wire:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+        pub enum $name {
+            #[default]
+            #[serde(rename = $wire)]
+            Tag,
+        }
+    };
+}
+
+plaintext_type!(
+    /// `"inference_request_plaintext"`.
+    RequestPlaintextType = "inference_request_plaintext"
+);
+plaintext_type!(
+    /// `"inference_response_chunk_plaintext"`.
+    ChunkPlaintextType = "inference_response_chunk_plaintext"
+);
+
 /// Inside a sealed `inference_request`. `body` is the buyer's chat-completions JSON as a string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename = "inference_request_plaintext")]
 pub struct RequestPlaintext {
+    #[serde(rename = "type")]
+    pub kind: RequestPlaintextType,
     pub body: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_key: Option<String>,
 }
 
+impl RequestPlaintext {
+    pub fn new(body: String, conversation_key: Option<String>) -> Self {
+        Self { kind: RequestPlaintextType::Tag, body, conversation_key }
+    }
+}
+
 /// Inside a sealed chunk, with the envelope negotiated: the request's own chunk index and the
-/// `data` a plaintext chunk would carry.
+/// `data` a plaintext chunk would carry (borrowed when sealing, so the chunk is not copied).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename = "inference_response_chunk_plaintext")]
-pub struct ChunkPlaintext {
-    pub data: String,
+pub struct ChunkPlaintext<'a> {
+    pub data: std::borrow::Cow<'a, str>,
     pub seq: u64,
+    #[serde(rename = "type")]
+    pub kind: ChunkPlaintextType,
+}
+
+impl<'a> ChunkPlaintext<'a> {
+    pub fn new(data: impl Into<std::borrow::Cow<'a, str>>, seq: u64) -> Self {
+        Self { data: data.into(), seq, kind: ChunkPlaintextType::Tag }
+    }
 }
