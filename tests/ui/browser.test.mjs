@@ -84,6 +84,9 @@ test("start → ready is shown", async () => {
   assert.equal(await page.getByTestId("toggle").textContent(), "Stop");
   // The pool view arrives through the same stream.
   await page.getByTestId("pool-summary").filter({ hasText: /1\/1 providers ready/ }).waitFor({ timeout: 10000 });
+  // The session is encrypted (v2, the default against the local pool) and the card says so.
+  const protocol = await page.locator("#h-protocol").textContent();
+  assert.match(protocol, /^v2 · A256GCM · kid [A-Za-z0-9_-]{6}… · \d+ rekeys?$/);
   await shot("02-ready");
 });
 

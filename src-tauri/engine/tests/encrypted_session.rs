@@ -173,12 +173,7 @@ async fn auto_falls_back_to_v1_only_for_a_coordinator_that_does_not_know_auth_re
     assert!(status.connection.v1_fallback);
     assert!(status.connection.encrypted_leg.is_none());
     second.send(&inference_request("req-v1", &chat(MODEL, "hi", 2, false))).await;
-    let end = second
-        .expect(Duration::from_secs(10), |m| match m {
-            ProviderMessage::InferenceResponseEnd(e) => Some(e.clone()),
-            _ => None,
-        })
-        .await;
+    let end = next_end(&mut second).await;
     assert_eq!(end.status, hearth_protocol::EndStatus::Complete);
     provider.stop().await;
 }
@@ -203,14 +198,29 @@ async fn v2_only_never_falls_back_to_plaintext() {
     provider.stop().await;
 }
 
-/// Waits for the provider's nak with `code`, then for its next session (a fresh handshake).
-async fn expect_nak_and_reconnect(fake: &FakeCoordinator, session: &mut Session, code: &str) -> Session {
-    let nak = session
+/// The provider's next `nak`.
+async fn next_nak(session: &mut Session) -> hearth_protocol::Nak {
+    session
         .expect(Duration::from_secs(10), |m| match m {
             ProviderMessage::Nak(n) => Some(n.clone()),
             _ => None,
         })
-        .await;
+        .await
+}
+
+/// The provider's next `inference_response_end`.
+async fn next_end(session: &mut Session) -> hearth_protocol::ResponseEnd {
+    session
+        .expect(Duration::from_secs(10), |m| match m {
+            ProviderMessage::InferenceResponseEnd(e) => Some(e.clone()),
+            _ => None,
+        })
+        .await
+}
+
+/// Waits for the provider's nak with `code`, then for its next session (a fresh handshake).
+async fn expect_nak_and_reconnect(fake: &FakeCoordinator, session: &mut Session, code: &str) -> Session {
+    let nak = next_nak(session).await;
     assert_eq!(nak.error.code, code, "{nak:?}");
     assert!(!nak.error.message.is_empty());
     let next = fake.accept().await;
@@ -230,12 +240,7 @@ async fn bad_input_on_the_encrypted_leg_ends_the_session_cleanly_and_the_provide
 
     // A plaintext request on an encrypted session: refused, the session stays.
     session.send_text(encode(&inference_request("req-plain", &body))).await;
-    let nak = session
-        .expect(Duration::from_secs(10), |m| match m {
-            ProviderMessage::Nak(n) => Some(n.clone()),
-            _ => None,
-        })
-        .await;
+    let nak = next_nak(&mut session).await;
     assert_eq!(nak.error.code, nak_code::TIER2_ENCRYPTED_FRAME_REQUIRED);
 
     // Each tampering below breaks the leg: a nak saying so, then a clean reconnect. The oversized
@@ -261,12 +266,7 @@ async fn bad_input_on_the_encrypted_leg_ends_the_session_cleanly_and_the_provide
         };
         if code == nak_code::FRAME_TOO_LARGE {
             // Over the frame limit: refused before any crypto, the session stays.
-            let nak = session
-                .expect(Duration::from_secs(10), |m| match m {
-                    ProviderMessage::Nak(n) => Some(n.clone()),
-                    _ => None,
-                })
-                .await;
+            let nak = next_nak(&mut session).await;
             assert_eq!(nak.error.code, code, "{what}");
             continue;
         }
@@ -277,12 +277,7 @@ async fn bad_input_on_the_encrypted_leg_ends_the_session_cleanly_and_the_provide
     let sealed = session.seal(&inference_request("req-once", &body));
     let text = encode(&SealedCoordinatorFrame::InferenceRequest(sealed));
     session.send_text(text.clone()).await;
-    let end = session
-        .expect(Duration::from_secs(10), |m| match m {
-            ProviderMessage::InferenceResponseEnd(e) => Some(e.clone()),
-            _ => None,
-        })
-        .await;
+    let end = next_end(&mut session).await;
     assert_eq!(end.request_id, "req-once");
     session.send_text(text).await;
     session = expect_nak_and_reconnect(&fake, &mut session, nak_code::TIER2_AEAD_DECRYPT_FAILED).await;
@@ -298,12 +293,7 @@ async fn bad_input_on_the_encrypted_leg_ends_the_session_cleanly_and_the_provide
 
     // And after all that, the provider still serves.
     session.send(&inference_request("req-after", &body)).await;
-    let end = session
-        .expect(Duration::from_secs(10), |m| match m {
-            ProviderMessage::InferenceResponseEnd(e) => Some(e.clone()),
-            _ => None,
-        })
-        .await;
+    let end = next_end(&mut session).await;
     assert_eq!(end.status, hearth_protocol::EndStatus::Complete);
     provider.stop().await;
 }

@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::v2::{
-    AuthInitial, AuthRequest, ChunkPlaintext, CoordinatorHandshake, FrameContext, Opener, RequestPlaintext,
+    open_response, seal_request, AuthInitial, AuthRequest, CoordinatorHandshake, OpenedResponse, Opener,
     SealedCoordinatorFrame, SealedProviderFrame, SealedRequest, Sealer, SeqPolicy,
 };
 use hearth_protocol::{
@@ -142,7 +142,7 @@ impl FakeCoordinator {
                 kid = Some(accepted.keys.kid.clone());
                 sealer = Some(c2p);
                 leg = Some((p2c, accepted.envelope));
-                (hello_of(&initial), true)
+                (initial.to_hello(), true)
             }
         };
         self.session(ws, authorization, hello, v2, kid, sealer, leg)
@@ -155,7 +155,7 @@ impl FakeCoordinator {
         let first = first_text(&mut ws).await;
         let (hello, v2) = match parse_first(&first) {
             First::V1(hello) => (hello, false),
-            First::V2(_, initial) => (hello_of(&initial), true),
+            First::V2(_, initial) => (initial.to_hello(), true),
         };
         self.session(ws, authorization, hello, v2, None, None, None)
     }
@@ -244,27 +244,6 @@ async fn first_text(ws: &mut WebSocketStream<TcpStream>) -> String {
     }
 }
 
-/// A v2 initial frame read as the hello it stands for.
-fn hello_of(i: &AuthInitial) -> Hello {
-    Hello {
-        version: 1,
-        tier: 1,
-        provider_id: i.provider_id.clone(),
-        hostname: i.hostname.clone(),
-        model_id: i.model_id.clone(),
-        model_params_b: i.model_params_b,
-        ram_gb: i.ram_gb,
-        max_context_tokens: i.max_context_tokens,
-        max_concurrency: i.max_concurrency,
-        throughput_tps_estimate: i.throughput_tps_estimate,
-        binary_version: i.binary_version.clone(),
-        attestation: None,
-        model_hash: i.model_hash.clone(),
-        model_hash_algorithm: i.model_hash_algorithm.clone(),
-        runtime_source: i.runtime_source.clone(),
-    }
-}
-
 /// The reader: every frame the provider sends, sealed ones opened, with its arrival time.
 async fn read_frames(
     mut stream: SplitStream<WebSocketStream<TcpStream>>,
@@ -309,7 +288,7 @@ async fn read_frames(
 }
 
 fn open(leg: &mut ReaderLeg, sealed: SealedProviderFrame) -> Result<ProviderMessage, String> {
-    let (r, chunk) = match sealed {
+    let (r, is_chunk) = match sealed {
         SealedProviderFrame::InferenceResponseChunk(r) => (r, true),
         SealedProviderFrame::InferenceResponseEnd(r) => (r, false),
         SealedProviderFrame::AeadRekeyCommitted(_) => {
@@ -317,27 +296,10 @@ fn open(leg: &mut ReaderLeg, sealed: SealedProviderFrame) -> Result<ProviderMess
         }
     };
     let stream = leg.streams.lock().unwrap().get(&r.request_id).copied().unwrap_or(false);
-    let frame_type = if chunk { "inference_response_chunk" } else { "inference_response_end" };
-    let plaintext = leg
-        .opener
-        .open(&r.enc, FrameContext { frame_type, request_id: &r.request_id, stream })
-        .map_err(|e| e.to_string())?;
-    if !chunk {
-        return serde_json::from_slice(&plaintext)
-            .map(ProviderMessage::InferenceResponseEnd)
-            .map_err(|e| e.to_string());
+    match open_response(&mut leg.opener, &r, is_chunk, stream, leg.envelope).map_err(|e| e.to_string())? {
+        OpenedResponse::Chunk(c) => Ok(ProviderMessage::InferenceResponseChunk(c)),
+        OpenedResponse::End(e) => Ok(ProviderMessage::InferenceResponseEnd(e)),
     }
-    let (seq, data) = if leg.envelope {
-        let c: ChunkPlaintext = serde_json::from_slice(&plaintext).map_err(|e| e.to_string())?;
-        (c.seq, c.data.into_owned())
-    } else {
-        (r.enc.seq, String::from_utf8(plaintext).map_err(|e| e.to_string())?)
-    };
-    Ok(ProviderMessage::InferenceResponseChunk(hearth_protocol::ResponseChunk {
-        request_id: r.request_id,
-        seq,
-        data,
-    }))
 }
 
 impl Session {
@@ -359,17 +321,7 @@ impl Session {
         let CoordinatorMessage::InferenceRequest(r) = message else { panic!("only requests are sealed") };
         let sealer = self.sealer.as_mut().expect("a v2 session");
         self.streams.lock().unwrap().insert(r.request_id.clone(), r.stream);
-        let inner = RequestPlaintext::new(r.body.clone(), r.conversation_key.clone());
-        let frame =
-            FrameContext { frame_type: "inference_request", request_id: &r.request_id, stream: r.stream };
-        let enc = sealer.seal(frame, &serde_json::to_vec(&inner).unwrap()).unwrap();
-        SealedRequest {
-            request_id: r.request_id.clone(),
-            stream: r.stream,
-            encrypted: true,
-            enc,
-            settlement: r.settlement.clone(),
-        }
+        seal_request(sealer, r).expect("the fake's counter is far from exhausted")
     }
 
     /// Sends raw text (a malformed frame, an unknown type); returns how long the write took.

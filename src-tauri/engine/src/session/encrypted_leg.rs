@@ -3,8 +3,8 @@
 //! answers the in-band rekey. The writer owns the other half (the p2c sealer, see `writer`).
 
 use hearth_protocol::v2::{
-    FrameContext, HandshakeError, LegError, Opener, ProviderRekey, RekeyFailure, RekeyRequest, RekeyResponse,
-    RequestPlaintext, SealedRekey, SealedRequest, Sealer, SessionIds,
+    open_request, HandshakeError, LegError, Opener, ProviderRekey, RekeyFailure, RekeyRequest, RekeyResponse,
+    SealedRekey, SealedRequest, Sealer, SessionIds,
 };
 use hearth_protocol::InferenceRequest;
 
@@ -28,23 +28,7 @@ impl LegReader {
 
     /// Opens a sealed `inference_request` into the request the relay serves.
     pub(super) fn open_request(&mut self, sealed: &SealedRequest) -> Result<InferenceRequest, LegError> {
-        let frame = FrameContext {
-            frame_type: "inference_request",
-            request_id: &sealed.request_id,
-            stream: sealed.stream,
-        };
-        let plaintext = self.opener.open(&sealed.enc, frame)?;
-        let inner: RequestPlaintext = serde_json::from_slice(&plaintext).map_err(|e| {
-            LegError::Plaintext { what: "inference_request_plaintext", problem: e.to_string() }
-        })?;
-        Ok(InferenceRequest {
-            request_id: sealed.request_id.clone(),
-            stream: sealed.stream,
-            body: inner.body,
-            settlement: sealed.settlement.clone(),
-            conversation_key: inner.conversation_key,
-            body_encoding: None,
-        })
+        open_request(&mut self.opener, sealed)
     }
 
     /// `aead_rekey_request`: a fresh key pair and the new kid, or why not.

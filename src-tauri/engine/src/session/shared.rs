@@ -142,26 +142,7 @@ impl Shared {
     /// The v2 initial `auth_request`: the hello's fields minus `tier` and `attestation` (the
     /// handshake adds the X25519 key and capabilities).
     pub(super) fn auth_initial(&self) -> hearth_protocol::v2::AuthInitial {
-        let hello = self.hello();
-        hearth_protocol::v2::AuthInitial {
-            version: hearth_protocol::v2::AUTH_VERSION,
-            supported_models: Some(vec![hello.model_id.clone()]),
-            provider_id: hello.provider_id,
-            hostname: hello.hostname,
-            model_id: hello.model_id,
-            model_params_b: hello.model_params_b,
-            ram_gb: hello.ram_gb,
-            max_context_tokens: hello.max_context_tokens,
-            max_concurrency: hello.max_concurrency,
-            throughput_tps_estimate: hello.throughput_tps_estimate,
-            binary_version: hello.binary_version,
-            provider_ecdh_public_key: String::new(),
-            tier2_capabilities: hearth_protocol::v2::Tier2Capabilities::hearth(),
-            model_hash: hello.model_hash,
-            model_hash_algorithm: hello.model_hash_algorithm,
-            runtime_source: hello.runtime_source,
-            provider_admission_public_key: None,
-        }
+        hearth_protocol::v2::AuthInitial::from_hello(self.hello())
     }
 
     /// Mirrors the session state into the user-facing phase.

@@ -15,9 +15,7 @@ use futures_util::SinkExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use hearth_protocol::v2::{
-    ChunkPlaintext, FrameContext, SealedProviderFrame, SealedRekey, SealedResponse, Sealer,
-};
+use hearth_protocol::v2::{seal_response, SealedProviderFrame, SealedRekey, Sealer};
 use hearth_protocol::{encode, ProviderMessage};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -246,25 +244,11 @@ fn prepare(item: Outgoing, leg: &mut Option<WriterLeg>) -> Result<Option<Message
 
 /// A chunk or end as its sealed frame.
 fn seal(leg: &mut WriterLeg, message: &ProviderMessage, stream: bool) -> Result<String, WriterExit> {
-    let (request_id, plaintext) = match message {
-        ProviderMessage::InferenceResponseChunk(chunk) if leg.envelope => (
-            &chunk.request_id,
-            serde_json::to_vec(&ChunkPlaintext::new(chunk.data.as_str(), chunk.seq))
-                .expect("a chunk envelope always serialises"),
-        ),
-        ProviderMessage::InferenceResponseChunk(chunk) => {
-            (&chunk.request_id, chunk.data.clone().into_bytes())
-        }
-        ProviderMessage::InferenceResponseEnd(end) => (&end.request_id, encode(message).into_bytes()),
-        other => return Ok(encode(other)),
-    };
-    let frame = FrameContext { frame_type: message.type_name(), request_id, stream };
-    let enc = leg.sealer.seal(frame, &plaintext).map_err(|e| WriterExit::Failed(e.to_string()))?;
-    let outer = SealedResponse { request_id: request_id.clone(), encrypted: true, enc };
-    Ok(encode(&match message {
-        ProviderMessage::InferenceResponseChunk(_) => SealedProviderFrame::InferenceResponseChunk(outer),
-        _ => SealedProviderFrame::InferenceResponseEnd(outer),
-    }))
+    match seal_response(&mut leg.sealer, message, stream, leg.envelope) {
+        None => Ok(encode(message)),
+        Some(Ok(frame)) => Ok(encode(&frame)),
+        Some(Err(e)) => Err(WriterExit::Failed(e.to_string())),
+    }
 }
 
 async fn feed(

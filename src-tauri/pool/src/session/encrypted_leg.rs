@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hearth_protocol::v2::{
-    ChunkPlaintext, CommitSent, CoordinatorRekey, FrameContext, Leg, Opener, RekeyRequest, RekeyResponse,
+    open_response, CommitSent, CoordinatorRekey, Leg, OpenedResponse, Opener, RekeyRequest, RekeyResponse,
     SealedProviderFrame, SealedRekey, Sealer, SeqPolicy, SessionIds,
 };
 use hearth_protocol::{ResponseChunk, ResponseEnd};
@@ -84,32 +84,15 @@ impl SessionLeg {
         let Some(stream) = self.sent.stream_of(request_id) else {
             return Err(format!("encrypted frame for unknown request {request_id}"));
         };
-        let frame_type = if is_chunk { "inference_response_chunk" } else { "inference_response_end" };
-        let frame = FrameContext { frame_type, request_id, stream };
-        let plaintext = self
-            .opener
-            .open(&response.enc, frame)
-            .map_err(|e| format!("sealed {frame_type} for {request_id} refused: {e}"))?;
-        if !is_chunk {
-            let end: ResponseEnd = serde_json::from_slice(&plaintext)
-                .map_err(|e| format!("sealed end for {request_id} is not an inference_response_end: {e}"))?;
-            self.sent.ended(request_id);
-            // Routed by the AAD's request id; a differing inner one is only worth a note.
-            if end.request_id != request_id {
-                tracing::warn!(inner = %end.request_id, outer = %request_id, "sealed end names another request");
+        let opened = open_response(&mut self.opener, &response, is_chunk, stream, self.envelope)
+            .map_err(|e| format!("sealed frame for {request_id} refused: {e}"))?;
+        Ok(match opened {
+            OpenedResponse::Chunk(chunk) => Opened::Chunk(chunk),
+            OpenedResponse::End(end) => {
+                self.sent.ended(request_id);
+                Opened::End(end)
             }
-            return Ok(Opened::End(ResponseEnd { request_id: request_id.to_string(), ..end }));
-        }
-        let (seq, data) = if self.envelope {
-            let inner: ChunkPlaintext = serde_json::from_slice(&plaintext)
-                .map_err(|e| format!("sealed chunk for {request_id} is not a chunk envelope: {e}"))?;
-            (inner.seq, inner.data.into_owned())
-        } else {
-            let data = String::from_utf8(plaintext)
-                .map_err(|_| format!("sealed chunk for {request_id} is not UTF-8"))?;
-            (response.enc.seq, data)
-        };
-        Ok(Opened::Chunk(ResponseChunk { request_id: request_id.to_string(), seq, data }))
+        })
     }
 
     /// Why a rekey is due now, if it is (the production thresholds: requests this epoch, age).

@@ -23,7 +23,7 @@ use axum::response::Response;
 use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use hearth_protocol::close::{GOING_AWAY, INVALID_TOKEN};
-use hearth_protocol::v2::{AuthInitial, Leg, SealedCoordinatorFrame};
+use hearth_protocol::v2::{Leg, SealedCoordinatorFrame};
 use hearth_protocol::{
     decode_provider_frame, nak_code, CoordinatorMessage, DecodeError, DrainPhase, ErrorBody, Hello, HelloAck,
     Nak, ProviderFrame, ProviderMessage,
@@ -74,7 +74,7 @@ async fn serve(shared: Arc<PoolState>, mut socket: WebSocket, authorized: bool) 
     };
     let (hello, leg) = match handshake::admit(&mut socket, &assigned_id, &rules).await {
         Ok(Opening::V1(hello)) => (hello, None),
-        Ok(Opening::V2(initial, leg)) => (hello_of(&initial), Some(leg)),
+        Ok(Opening::V2(initial, leg)) => (initial.to_hello(), Some(leg)),
         Err(refusal) => {
             tracing::warn!(reason = %refusal.reason, "provider handshake refused");
             if let Some((code, reason)) = refusal.close {
@@ -86,27 +86,6 @@ async fn serve(shared: Arc<PoolState>, mut socket: WebSocket, authorized: bool) 
 
     let span = tracing::info_span!("provider_session", provider_id = %hello.provider_id, %assigned_id);
     run(shared, socket, hello, assigned_id, leg).instrument(span).await
-}
-
-/// The registry's view of a v2 provider: its initial frame read as the hello it replaces.
-fn hello_of(initial: &AuthInitial) -> Hello {
-    Hello {
-        version: hearth_protocol::PROTOCOL_VERSION,
-        tier: 1,
-        provider_id: initial.provider_id.clone(),
-        hostname: initial.hostname.clone(),
-        model_id: initial.model_id.clone(),
-        model_params_b: initial.model_params_b,
-        ram_gb: initial.ram_gb,
-        max_context_tokens: initial.max_context_tokens,
-        max_concurrency: initial.max_concurrency,
-        throughput_tps_estimate: initial.throughput_tps_estimate,
-        binary_version: initial.binary_version.clone(),
-        attestation: None,
-        model_hash: initial.model_hash.clone(),
-        model_hash_algorithm: initial.model_hash_algorithm.clone(),
-        runtime_source: initial.runtime_source.clone(),
-    }
 }
 
 /// The admitted session, from `hello_ack` (v1) or after `auth_response` (v2) to teardown, in the

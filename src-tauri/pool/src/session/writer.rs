@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
-use hearth_protocol::v2::{FrameContext, RequestPlaintext, SealedCoordinatorFrame, SealedRequest, Sealer};
+use hearth_protocol::v2::{seal_request, SealedCoordinatorFrame, Sealer};
 use hearth_protocol::{encode, CoordinatorMessage, InferenceRequest};
 use tokio::sync::mpsc;
 
@@ -63,21 +63,8 @@ pub(crate) async fn run(
 /// A request as its frame: sealed under the session's c2p key when there is one.
 fn seal(sealer: Option<&mut Sealer>, request: InferenceRequest) -> Result<String, String> {
     let Some(sealer) = sealer else { return Ok(encode(&CoordinatorMessage::InferenceRequest(request))) };
-    let inner = RequestPlaintext::new(request.body, request.conversation_key);
-    let plaintext = serde_json::to_vec(&inner).expect("a request plaintext always serialises");
-    let frame = FrameContext {
-        frame_type: "inference_request",
-        request_id: &request.request_id,
-        stream: request.stream,
-    };
-    let enc = sealer.seal(frame, &plaintext).map_err(|e| format!("cannot seal a request: {e}"))?;
-    Ok(encode(&SealedCoordinatorFrame::InferenceRequest(SealedRequest {
-        request_id: request.request_id,
-        stream: request.stream,
-        encrypted: true,
-        enc,
-        settlement: request.settlement,
-    })))
+    let sealed = seal_request(sealer, &request).map_err(|e| format!("cannot seal a request: {e}"))?;
+    Ok(encode(&SealedCoordinatorFrame::InferenceRequest(sealed)))
 }
 
 /// Close reasons are limited to 123 bytes by RFC 6455; cut on a character boundary.

@@ -273,36 +273,6 @@ impl CoordinatorHandshake {
     }
 }
 
-impl Leg {
-    /// The `auth_response` that accepts this leg, echoing both negotiated flags.
-    pub fn accepted_response(&self, heartbeat_interval_s: u64, rekey_after: (u64, u64)) -> AuthResponse {
-        AuthResponse {
-            version: AUTH_VERSION,
-            status: "accepted".into(),
-            assigned_id: Some(self.ids.assigned_id.clone()),
-            heartbeat_interval_s,
-            tier: Some("provisional".into()),
-            required_binary_version: None,
-            assigned_provider_token: None,
-            auth_state: Some("bearer_validated".into()),
-            autoupdate_drain_extensions: Some(true),
-            tier2_session: Some(Tier2Session {
-                encrypted_leg: Some(EncryptedLegInfo {
-                    enabled: true,
-                    alg: SUITE.into(),
-                    kid: self.keys.kid.clone(),
-                    rekey_after_requests: Some(rekey_after.0),
-                    rekey_after_seconds: Some(rekey_after.1),
-                    response_chunk_plaintext_envelope: self.envelope,
-                    in_band_aead_rekey_v1: self.rekey,
-                }),
-                attestation: Some(serde_json::json!({"status": "not_required", "ram_tier_attested": false})),
-            }),
-            error: None,
-        }
-    }
-}
-
 /// I1's `supported_models` rules: 1–64 entries of ≤ 256 bytes, no duplicates after NFC and
 /// lower-casing, `model_id` among them.
 fn check_supported_models(initial: &AuthInitial) -> Result<(), Refusal> {

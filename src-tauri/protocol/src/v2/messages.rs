@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::envelope::Enc;
-use crate::messages::ErrorBody;
+use crate::messages::{ErrorBody, Hello};
 
 /// The handshake's `version`.
 pub const AUTH_VERSION: u32 = 2;
@@ -89,6 +89,53 @@ pub struct AuthInitial {
     pub runtime_source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_admission_public_key: Option<String>,
+}
+
+impl AuthInitial {
+    /// The initial frame that stands for `hello`: its fields minus `tier` and `attestation`, the
+    /// served model as `supported_models`, Hearth's capabilities; the key is set by the handshake.
+    pub fn from_hello(hello: Hello) -> Self {
+        Self {
+            version: AUTH_VERSION,
+            supported_models: Some(vec![hello.model_id.clone()]),
+            provider_id: hello.provider_id,
+            hostname: hello.hostname,
+            model_id: hello.model_id,
+            model_params_b: hello.model_params_b,
+            ram_gb: hello.ram_gb,
+            max_context_tokens: hello.max_context_tokens,
+            max_concurrency: hello.max_concurrency,
+            throughput_tps_estimate: hello.throughput_tps_estimate,
+            binary_version: hello.binary_version,
+            provider_ecdh_public_key: String::new(),
+            tier2_capabilities: Tier2Capabilities::hearth(),
+            model_hash: hello.model_hash,
+            model_hash_algorithm: hello.model_hash_algorithm,
+            runtime_source: hello.runtime_source,
+            provider_admission_public_key: None,
+        }
+    }
+
+    /// The hello this frame stands for (what a coordinator registers the provider by).
+    pub fn to_hello(&self) -> Hello {
+        Hello {
+            version: crate::PROTOCOL_VERSION,
+            tier: 1,
+            provider_id: self.provider_id.clone(),
+            hostname: self.hostname.clone(),
+            model_id: self.model_id.clone(),
+            model_params_b: self.model_params_b,
+            ram_gb: self.ram_gb,
+            max_context_tokens: self.max_context_tokens,
+            max_concurrency: self.max_concurrency,
+            throughput_tps_estimate: self.throughput_tps_estimate,
+            binary_version: self.binary_version.clone(),
+            attestation: None,
+            model_hash: self.model_hash.clone(),
+            model_hash_algorithm: self.model_hash_algorithm.clone(),
+            runtime_source: self.runtime_source.clone(),
+        }
+    }
 }
 
 /// The second `auth_request`: binds the session to the challenge.

@@ -5,6 +5,7 @@
 //! * [`aad`] and [`envelope`]: the binary AAD, sealing and opening with per-direction counters;
 //! * [`messages`]: the new frames, the outer shape of sealed frames, the plaintexts inside;
 //! * [`handshake`]: [`ProviderHandshake`] and [`CoordinatorHandshake`]; [`leg`]: what they agree;
+//! * [`sealing`]: a request, its chunks and its end, sealed and opened the same way at both ends;
 //! * [`rekey`]: the in-band rekey, both ends;
 //! * [`jcs`] and [`identity`]: canonical JSON, the transcript hash and the optional signature.
 //!
@@ -20,6 +21,7 @@ pub mod keys;
 pub mod leg;
 pub mod messages;
 pub mod rekey;
+pub mod sealing;
 
 pub use aad::{AadFields, Direction};
 pub use envelope::{Enc, FrameContext, Opener, Sealer, SeqPolicy, P2C_REORDER_WINDOW};
@@ -29,3 +31,4 @@ pub use keys::{KeyPair, KeySet, SessionIds, SUITE};
 pub use leg::Leg;
 pub use messages::*;
 pub use rekey::{CommitSent, CoordinatorRekey, NewEpoch, ProviderRekey, RekeyFailure};
+pub use sealing::{open_request, open_response, seal_request, seal_response, OpenedResponse};
