@@ -7,7 +7,7 @@ import { $, bytes, el } from "./format";
 import { connect, type Transport } from "./transport";
 import type { EngineKind, FieldError, LocalModel, ModelSource, Settings, SettingsView } from "./types";
 
-const FIELDS = ["coordinator", "token", "model_path", "model_folders", "engine", "loopback_url", "slots"] as const;
+const FIELDS = ["coordinator", "protocol", "token", "model_path", "model_folders", "engine", "loopback_url", "slots"] as const;
 
 /** The picker's groups, in the engine's order of sources. */
 const SOURCE_LABEL: Record<ModelSource, string> = {
@@ -69,6 +69,7 @@ function fill(v: SettingsView): void {
   input("coord-remote").checked = !local;
   input("coordinator").value = local ? "" : s.coordinator;
   select("engine").value = s.engine;
+  select("protocol").value = s.protocol ?? "auto";
   input("loopback_url").value = s.loopback_url ?? "";
   input("slots").value = s.slots == null ? "" : String(s.slots);
   input("start_at_login").checked = s.start_at_login;
@@ -237,6 +238,8 @@ function patch(): { patch: Partial<Settings>; errors: FieldError[] } {
   if (folders.join("\n") !== (s.model_folders ?? []).join("\n")) out.model_folders = folders;
   const engine = select("engine").value as EngineKind;
   if (engine !== s.engine) out.engine = engine;
+  const protocol = select("protocol").value as Settings["protocol"];
+  if (protocol !== (s.protocol ?? "auto")) out.protocol = protocol;
   const loopback = input("loopback_url").value.trim() || null;
   if (loopback !== (s.loopback_url ?? null)) out.loopback_url = loopback;
   // Empty means "let the engine choose", sent as null (which clears the setting).

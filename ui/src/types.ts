@@ -141,6 +141,8 @@ export interface Settings {
   start_at_login: boolean;
   pause_on_battery: boolean;
   control_port?: number | null;
+  /** How sessions open: v2 (encrypted) with a v1 fallback, v2 only, or v1 only. */
+  protocol?: "auto" | "v2" | "v1";
 }
 
 export interface SettingsView {

@@ -54,5 +54,10 @@ mod tests {
         assert_eq!(e[0].field, "body");
         let s = merge_json(&current, br#"{"coordinator": "ws://127.0.0.1:9/ws/provider"}"#).unwrap();
         assert_eq!(s.coordinator, Coordinator::Url("ws://127.0.0.1:9/ws/provider".into()));
+        let s = merge_json(&current, br#"{"protocol": "v1"}"#).unwrap();
+        assert_eq!(s.protocol, hearth_protocol::ProtocolChoice::V1);
+        let e = merge_json(&current, br#"{"protocol": "v3"}"#).unwrap_err();
+        assert_eq!(e[0].field, "protocol");
+        assert!(e[0].message.contains("auto"), "the choices are named: {}", e[0].message);
     }
 }
