@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 /// How long a finished request's stream flag is kept: a late sealed frame for it must still be
 /// authenticated (PROTOCOL-V2.md §2.7, five minutes).
 const RETIRED_KEPT: Duration = Duration::from_secs(300);
+/// Retired entries are swept only once the map holds this many, not on every request.
+const SWEEP_ABOVE: usize = 1024;
 
 /// What a session's writer task is asked to do; it owns the socket's sink.
 #[derive(Debug)]
@@ -51,7 +53,9 @@ pub(crate) struct SentRequests {
 impl SentRequests {
     fn sent(&self, request: &InferenceRequest) {
         let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-        streams.retain(|_, (_, ended)| ended.is_none_or(|t| t.elapsed() < RETIRED_KEPT));
+        if streams.len() >= SWEEP_ABOVE {
+            streams.retain(|_, (_, ended)| ended.is_none_or(|t| t.elapsed() < RETIRED_KEPT));
+        }
         streams.insert(request.request_id.clone(), (request.stream, None));
         self.this_epoch.fetch_add(1, Ordering::Relaxed);
     }
