@@ -83,8 +83,6 @@ pub struct Session {
     sealer: Option<Sealer>,
     /// Stream flags of the requests sent (the p2c AAD binds them).
     streams: Arc<Mutex<HashMap<String, bool>>>,
-    /// Set by the reader when a sealed frame failed to open (the session is then broken).
-    pub leg_failures: Arc<Mutex<Vec<String>>>,
     /// While true the reader stops reading the socket: a coordinator that stopped reading.
     reading_paused: tokio::sync::watch::Sender<bool>,
 }
@@ -94,7 +92,6 @@ struct ReaderLeg {
     opener: Opener,
     envelope: bool,
     streams: Arc<Mutex<HashMap<String, bool>>>,
-    failures: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeCoordinator {
@@ -135,7 +132,8 @@ impl FakeCoordinator {
                     Ok(ProviderMessage::AuthRequest(proof)) => proof,
                     other => panic!("expected the proof, got {other:?}"),
                 };
-                let accepted = handshake.check_proof(&proof, false).expect("the provider's proof is valid");
+                let accepted =
+                    handshake.check_proof(Some(&proof), false).expect("the provider's proof is valid");
                 let response = accepted.accepted_response(self.heartbeat_interval_s, (10_000, 3600));
                 ws.send(Message::text(encode(&CoordinatorMessage::AuthResponse(response)))).await.unwrap();
                 let (c2p, p2c) = accepted.coordinator_halves(SeqPolicy::Strict);
@@ -174,16 +172,11 @@ impl FakeCoordinator {
         let (sink, stream) = ws.split();
         let (tx, seen) = mpsc::unbounded_channel();
         let streams = Arc::new(Mutex::new(HashMap::new()));
-        let leg_failures = Arc::new(Mutex::new(Vec::new()));
-        let reader_leg = leg.map(|(opener, envelope)| ReaderLeg {
-            opener,
-            envelope,
-            streams: streams.clone(),
-            failures: leg_failures.clone(),
-        });
+        let reader_leg =
+            leg.map(|(opener, envelope)| ReaderLeg { opener, envelope, streams: streams.clone() });
         let (reading_paused, paused) = tokio::sync::watch::channel(false);
         tokio::spawn(read_frames(stream, tx, reader_leg, paused));
-        Session { hello, authorization, v2, kid, sink, seen, sealer, streams, leg_failures, reading_paused }
+        Session { hello, authorization, v2, kid, sink, seen, sealer, streams, reading_paused }
     }
 
     /// The next WebSocket upgrade, and the `Authorization` header it carried.
@@ -267,10 +260,7 @@ async fn read_frames(
                         let leg = leg.as_mut().expect("a sealed frame on a session without an encrypted leg");
                         match open(leg, sealed) {
                             Ok(m) => Seen::Message(m),
-                            Err(e) => {
-                                leg.failures.lock().unwrap().push(e.clone());
-                                panic!("a sealed provider frame did not open: {e}");
-                            }
+                            Err(e) => panic!("a sealed provider frame did not open: {e}"),
                         }
                     }
                 }

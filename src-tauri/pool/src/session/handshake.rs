@@ -137,25 +137,10 @@ async fn admit_v2(
     let deadline = tokio::time::Instant::now() + rules.timeout;
     let proof_text = next_text(socket, deadline, "auth_request proof").await?;
     let proof = match decode_provider(&proof_text, rules.max_frame_bytes) {
-        Ok(ProviderMessage::AuthRequest(proof)) => proof,
-        _ => {
-            let refusal = Refusal {
-                close: Some((INVALID_HELLO, "invalid_auth_request: type".into())),
-                reason: "invalid_auth_request: type".into(),
-            };
-            let rejected = hearth_protocol::v2::Refusal {
-                code: INVALID_HELLO,
-                reason: "invalid_auth_request: type".into(),
-                rejected: Some(hearth_protocol::ErrorBody::new(
-                    "invalid_auth_request",
-                    "invalid_auth_request: type",
-                )),
-            };
-            reject(socket, &rejected, rules.timeout).await;
-            return Err(refusal);
-        }
+        Ok(ProviderMessage::AuthRequest(proof)) => Some(proof),
+        _ => None,
     };
-    let leg = match handshake.check_proof(&proof, time::OffsetDateTime::now_utc() >= expires) {
+    let leg = match handshake.check_proof(proof.as_ref(), time::OffsetDateTime::now_utc() >= expires) {
         Ok(leg) => leg,
         Err(refusal) => {
             reject(socket, &refusal, rules.timeout).await;

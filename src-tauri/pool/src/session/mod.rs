@@ -259,15 +259,7 @@ impl Session {
                 return Step::Continue;
             }
             ProviderFrame::Sealed(sealed) => {
-                let type_name = match &sealed {
-                    hearth_protocol::v2::SealedProviderFrame::InferenceResponseChunk(_) => {
-                        "inference_response_chunk"
-                    }
-                    hearth_protocol::v2::SealedProviderFrame::InferenceResponseEnd(_) => {
-                        "inference_response_end"
-                    }
-                    hearth_protocol::v2::SealedProviderFrame::AeadRekeyCommitted(_) => "aead_rekey_committed",
-                };
+                let type_name = sealed.type_name();
                 self.shared.emit(PoolEvent::FrameReceived {
                     provider_id: self.provider_id().to_string(),
                     type_name: type_name.to_string(),

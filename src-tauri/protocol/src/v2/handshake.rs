@@ -12,7 +12,7 @@ use super::keys::{self, KeyPair, KeySet, SessionIds, SUITE};
 use super::leg::Leg;
 use super::messages::*;
 use crate::close::{BAD_FIRST_MESSAGE, INVALID_HELLO, TIER2_ATTESTATION_FAILED, TIER2_KEY_EXCHANGE_FAILED};
-use crate::messages::{is_safe_id, ErrorBody};
+use crate::messages::ErrorBody;
 use crate::ProviderMessage;
 
 /// A provider's side of one handshake. Made per connect: the X25519 key is never reused.
@@ -228,9 +228,10 @@ impl CoordinatorHandshake {
         &self.initial
     }
 
-    /// Checks the proof (§1.8 P1–P5); `expired` says whether the challenge's `expires_at` passed.
-    pub fn check_proof(self, proof: &AuthRequest, expired: bool) -> Result<Leg, Refusal> {
-        let AuthRequest::Proof(proof) = proof else {
+    /// Checks the proof (§1.8 P1–P5): `proof` is the second frame if it decoded as an
+    /// `auth_request` at all; `expired` says whether the challenge's `expires_at` passed.
+    pub fn check_proof(self, proof: Option<&AuthRequest>, expired: bool) -> Result<Leg, Refusal> {
+        let Some(AuthRequest::Proof(proof)) = proof else {
             return Err(Refusal::rejected(
                 INVALID_HELLO,
                 "invalid_auth_request",
@@ -308,33 +309,14 @@ fn same_models(a: &[String], b: &[String]) -> bool {
     set(a) == set(b)
 }
 
-/// The hello-equivalent field checks; a failure names the field, as v1's `invalid_hello` does.
+/// The hello-equivalent field checks, which are the v1 hello's own ([`Hello::validate`]) on the
+/// hello this frame stands for; a failure names the field, as v1's `invalid_hello` does. The
+/// model-hash algorithm is left out: v2 names another one (`macprovider.snapshot-manifest.v1`).
 fn check_fields(i: &AuthInitial) -> Result<(), Refusal> {
-    let bad = |field: &str, problem: &str| {
-        Refusal::close(INVALID_HELLO, format!("invalid_auth_request: {field} ({problem})"))
-    };
-    if !is_safe_id(&i.provider_id) {
-        return Err(bad("provider_id", "1-128 letters, digits, '-', '_' or '.'"));
-    }
-    for (field, value, max) in [
-        ("hostname", &i.hostname, 253usize),
-        ("model_id", &i.model_id, 256),
-        ("binary_version", &i.binary_version, 32),
-    ] {
-        if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
-            return Err(bad(field, "empty, too long or with control characters"));
-        }
-    }
-    if !crate::messages::is_binary_version(&i.binary_version) {
-        return Err(bad("binary_version", "must be a semver like 1.2.3"));
-    }
-    if !(i.model_params_b.is_finite() && i.throughput_tps_estimate.is_finite()) {
-        return Err(bad("model_params_b", "must be a finite number"));
-    }
-    if i.max_concurrency == 0 || i.max_context_tokens == 0 {
-        return Err(bad("max_concurrency", "must be at least 1"));
-    }
-    Ok(())
+    let hello = crate::Hello { model_hash_algorithm: None, ..i.to_hello() };
+    hello.validate().map_err(|e| {
+        Refusal::close(INVALID_HELLO, format!("invalid_auth_request: {} ({})", e.field, e.problem))
+    })
 }
 
 fn random_b64u(n: usize) -> String {

@@ -357,6 +357,17 @@ plaintext_type!(
     ChunkPlaintextType = "inference_response_chunk_plaintext"
 );
 
+impl SealedProviderFrame {
+    /// The wire name of this frame's `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::InferenceResponseChunk(_) => "inference_response_chunk",
+            Self::InferenceResponseEnd(_) => "inference_response_end",
+            Self::AeadRekeyCommitted(_) => "aead_rekey_committed",
+        }
+    }
+}
+
 /// Inside a sealed `inference_request`. `body` is the buyer's chat-completions JSON as a string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestPlaintext {
