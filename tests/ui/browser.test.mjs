@@ -1,8 +1,9 @@
 // The real UI in a real browser: Debian's Chromium (headless, via playwright-core) opens the page the
 // provider's control API serves, signed in through the one-time URL, against a real local pool.
 //
-//   start → "Ready" · a completion through the pool → the job appears and earnings rise ·
-//   stop → "Stopped" · settings: an invalid URL → inline error, nothing saved · a valid one → applied.
+//   start → "Ready" · the power line says what the snapshot's power policy says · a completion through
+//   the pool → the job appears and earnings rise · stop → "Stopped" · settings: an invalid URL →
+//   inline error, nothing saved · a valid one → applied.
 //
 // Screenshots go to artifacts/ui/ (CI keeps them). Run: see tests/ui/README.md.
 
@@ -88,6 +89,21 @@ test("start → ready is shown", async () => {
   const protocol = await page.locator("#h-protocol").textContent();
   assert.match(protocol, /^v2 · A256GCM · kid [A-Za-z0-9_-]{6}… · \d+ rekeys?$/);
   await shot("02-ready");
+});
+
+test("the power line shows the policy's reason from the snapshot", async () => {
+  // The provider reads this machine's real probes; the test's settings turn off the rules that
+  // depend on them, but what the line says is the snapshot's to decide, not this test's.
+  const power = page.getByTestId("power");
+  const s = await until("the power line to match the snapshot", async () => {
+    const status = (await provider.api("GET", "/api/status")).json;
+    return status.power && (await power.textContent()) === status.power.reason && status;
+  });
+  assert.ok(s.power.reason.length > 0);
+  assert.ok(await page.getByTestId("power-card").isVisible());
+  const warn = await page.getByTestId("power-card").evaluate((e) => e.classList.contains("warn"));
+  assert.equal(warn, s.power.mode !== "serving", `mode ${s.power.mode} styles the card`);
+  assert.notEqual(await page.getByTestId("power-source").textContent(), "", "the readings row is filled");
 });
 
 test("a completion through the pool shows up as a job and earnings rise", async () => {

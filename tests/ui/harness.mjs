@@ -12,6 +12,9 @@ import { fileURLToPath } from "node:url";
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const MODEL = "hearth-scripted";
 export const ARTIFACTS = process.env.HEARTH_ARTIFACTS_DIR ?? join(ROOT, "artifacts", "ui");
+/** The `[power]` table the tests' settings end with: the rules that read this machine (its battery,
+ * its user at the keyboard) are off, so where the tests run does not decide whether they serve. */
+export const POWER_TOML = `[power]\non_battery = "never"\nuser_active = "ignore"\n`;
 
 export function hearthBin() {
   const bin =
@@ -99,7 +102,8 @@ export async function startProvider(dir, { coordinator, providerId = "ui-test", 
   mkdirSync(join(home, "config"), { recursive: true });
   writeFileSync(
     join(home, "config", "settings.toml"),
-    `coordinator = "${coordinator}"\nprovider_id = "${providerId}"\nslots = 2\nengine = "scripted"\npause_on_battery = false\n`,
+    `coordinator = "${coordinator}"\nprovider_id = "${providerId}"\nslots = 2\nengine = "scripted"\n` +
+      POWER_TOML, // a table, so after the top-level keys
   );
   const controlPort = await freePort();
   const proc = new Proc(

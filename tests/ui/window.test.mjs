@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
-import { ARTIFACTS, ROOT, freePort, sleep, startPool, tempDir, until } from "./harness.mjs";
+import { ARTIFACTS, POWER_TOML, ROOT, freePort, sleep, startPool, tempDir, until } from "./harness.mjs";
 
 const IDLE_SECONDS = Number(process.env.HEARTH_IDLE_SECONDS ?? 60);
 const appBin =
@@ -36,6 +36,46 @@ const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 const find = async (css) => (await wd("POST", `/session/${session}/element`, { using: "css selector", value: css }))[ELEMENT];
 const text = async (css) => wd("GET", `/session/${session}/element/${await find(css)}/text`);
 const click = async (css) => wd("POST", `/session/${session}/element/${await find(css)}/click`, {});
+const prop = async (css, name) => wd("GET", `/session/${session}/element/${await find(css)}/property/${name}`);
+const hasClass = async (css, cls) => (await prop(css, "className")).split(/\s+/).includes(cls);
+/** Clears a text or number input and types into it. */
+async function type(css, value) {
+  const id = await find(css);
+  await wd("POST", `/session/${session}/element/${id}/clear`, {});
+  await wd("POST", `/session/${session}/element/${id}/value`, { text: value });
+}
+/** Time inputs take no typed text over WebDriver in WebKitGTK: set the value and fire the events an
+ * edit fires. Answers what the input holds afterwards (a time input drops a value it cannot hold). */
+async function setTime(css, value) {
+  return wd("POST", `/session/${session}/execute/sync`, {
+    script:
+      "const e = document.querySelector(arguments[0]); e.value = arguments[1];" +
+      "e.dispatchEvent(new Event('input', { bubbles: true })); e.dispatchEvent(new Event('change', { bubbles: true }));" +
+      "return e.value;",
+    args: [css, value],
+  });
+}
+/** Calls one of the shell's IPC commands from the page in front. */
+async function invoke(cmd, args = {}) {
+  const r = await wd("POST", `/session/${session}/execute/async`, {
+    script:
+      "const done = arguments[arguments.length - 1];" +
+      "window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1]).then((v) => done({ ok: v ?? null }), (e) => done({ err: String(e) }));",
+    args: [cmd, args],
+  });
+  if ("err" in r) throw new Error(`${cmd}: ${r.err}`);
+  return r.ok;
+}
+/** The app's own control API (the same the browser UI uses), as data/control.json names it. */
+async function api(method, path, body) {
+  const endpoint = JSON.parse(readFileSync(join(home, "data", "control.json"), "utf8"));
+  const r = await fetch(`${endpoint.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${endpoint.token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: r.status, json: await r.json().catch(() => null) };
+}
 async function screenshot(name) {
   const png = await wd("GET", `/session/${session}/screenshot`);
   writeFileSync(join(ARTIFACTS, `${name}.png`), Buffer.from(png, "base64"));
@@ -76,7 +116,8 @@ before(async () => {
   mkdirSync(join(home, "config"), { recursive: true });
   writeFileSync(
     join(home, "config", "settings.toml"),
-    `coordinator = "${pool.ws}"\nprovider_id = "window-test"\nslots = 1\nengine = "scripted"\npause_on_battery = false\n`,
+    `coordinator = "${pool.ws}"\nprovider_id = "window-test"\nslots = 1\nengine = "scripted"\n` +
+      POWER_TOML, // a table, so after the top-level keys
   );
   driverPort = await freePort();
   driver = spawn("tauri-driver", ["--port", String(driverPort), "--native-port", String(await freePort())], {
@@ -198,4 +239,56 @@ test(`idle footprint over ${IDLE_SECONDS} s while connected, dashboard closed (m
     join(ARTIFACTS, "idle-footprint.json"),
     JSON.stringify({ build: appBin.includes("/release/") ? "release" : "debug", ...idle }, null, 2),
   );
+});
+
+// Last: a schedule window takes the provider off the pool outside its hours, which the footprint
+// tests above must not see.
+test("settings: the Power fieldset saves pause-below and a schedule window; bad values are refused at their inputs", async () => {
+  // The way a user gets there: the dashboard's ⚙ opens the settings window.
+  await invoke("open_window", { which: "dashboard" });
+  const dashboard = await wd("GET", `/session/${session}/window`);
+  await click("[data-testid=open-settings]");
+  const handles = await until("the settings window", async () => {
+    const all = await wd("GET", `/session/${session}/window/handles`);
+    return all.length > 1 && all;
+  }, 10000);
+  await wd("POST", `/session/${session}/window`, { handle: handles.find((h) => h !== dashboard) });
+  // The form shows the file's power table (keep serving on battery, ignore the user).
+  await until("the form to load", async () => (await prop("[data-testid=power-on_battery]", "value")) === "never", 15000);
+  assert.equal(await prop("[data-testid=power-user_active]", "value"), "ignore");
+  assert.ok(await prop("[data-testid=power-battery_threshold_percent]", "disabled"), "no percentage unless pause_below");
+
+  await click("[data-testid=power-on_battery] option[value=pause_below]");
+  await until("the percentage to be editable", async () => !(await prop("[data-testid=power-battery_threshold_percent]", "disabled")), 3000);
+  await type("[data-testid=power-battery_threshold_percent]", "30");
+  await click("[data-testid=power-add-window]");
+  await click("[data-testid=power-window-0-day-sat]");
+  assert.equal(await setTime("[data-testid=power-window-0-start]", "22:00"), "22:00");
+  assert.equal(await setTime("[data-testid=power-window-0-end]", "07:00"), "07:00");
+  await screenshot("window-04-settings-power");
+  await click("[data-testid=save]");
+  await until("saved", async () => (await text("[data-testid=saved]")) !== "", 10000);
+
+  const saved = (await api("GET", "/api/settings")).json.settings.power;
+  assert.equal(saved.on_battery, "pause_below");
+  assert.equal(saved.battery_threshold_percent, 30);
+  assert.equal(saved.user_active, "ignore", "the rest of the table is kept");
+  assert.deepEqual(saved.schedule, [{ days: ["sat"], start: "22:00", end: "07:00" }]);
+  const file = readFileSync(join(home, "config", "settings.toml"), "utf8");
+  assert.match(file, /battery_threshold_percent = 30/);
+
+  // Out of range, and a second window with no day: both refused by the engine, each at its input.
+  await type("[data-testid=power-battery_threshold_percent]", "140");
+  await click("[data-testid=power-add-window]");
+  await click("[data-testid=save]");
+  await until("the percentage's error", async () => /140 is not a percentage/.test(await text("[data-testid='err-power.battery_threshold_percent']")), 10000);
+  assert.ok(await hasClass("[data-testid=power-battery_threshold_percent]", "invalid"));
+  assert.match(await text("[data-testid=err-power-window-1]"), /at least one day/);
+  assert.ok(await hasClass("#power-window-1-days", "invalid"), "the days of the window at fault are marked");
+  assert.equal(await text("[data-testid=err-power-window-0]"), "", "the good window has no error");
+  assert.equal(await text("[data-testid=err-other]"), "", "nothing fell through to the catch-all");
+  assert.equal(await text("[data-testid=saved]"), "");
+  await screenshot("window-05-settings-power-invalid");
+  assert.deepEqual((await api("GET", "/api/settings")).json.settings.power, saved, "nothing was saved");
+  assert.equal(readFileSync(join(home, "config", "settings.toml"), "utf8"), file);
 });

@@ -5,7 +5,7 @@ import "./style.css";
 import { HourlyChart, Sparkline } from "./charts";
 import { $, ago, clock, credits, duration, el, isRunning, outcomeWord, PHASE_LABEL, setText } from "./format";
 import { connect, type LinkState, type Transport } from "./transport";
-import type { EarningsRange, EarningsReport, Status } from "./types";
+import type { EarningsRange, EarningsReport, PowerView, Status } from "./types";
 
 const RECENT_SHOWN = 8;
 
@@ -107,11 +107,31 @@ function render(s: Status): void {
   if (e.error) notes.push(e.error);
   setText("earn-note", notes.join(" · "));
 
+  renderPower(s);
   renderLive(s);
   renderHealth(s);
   renderPool(s);
   renderRecent(s);
   setText("foot", `${s.provider_id} · ${s.model_id || "default model"} · ${s.engine} engine`);
+}
+
+/** The power policy's verdict; a provider without one (plain `hearth serve`) shows no card. */
+function renderPower(s: Status): void {
+  const p = s.power ?? null;
+  const card = $("power-card");
+  card.classList.toggle("hidden", p === null);
+  card.classList.toggle("warn", p !== null && p.mode !== "serving");
+  card.dataset.mode = p?.mode ?? "";
+  setText("h-power", p?.reason ?? "—");
+  setText("h-power-source", p ? powerSource(p) : "—");
+  setText("h-thermal", p?.thermal ?? "—");
+  setText("h-idle", p?.idle_s !== null && p?.idle_s !== undefined ? duration(p.idle_s * 1000) : "—");
+  setText("h-keep-awake", p ? (p.keep_awake ? "on" : "off") : "—");
+}
+
+function powerSource(p: PowerView): string {
+  const source = p.power_source === "external" ? "power adapter" : p.power_source === "battery" ? "battery" : "unknown";
+  return p.charge_percent !== null && p.charge_percent !== undefined ? `${source} · ${p.charge_percent} %` : source;
 }
 
 function renderLive(s: Status): void {

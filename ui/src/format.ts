@@ -15,8 +15,9 @@ export const PHASE_LABEL: Record<Phase, string> = {
 };
 
 /** Phases in which the provider is (trying to be) on: the main button offers Stop. */
+/** A provider paused by the power policy still runs (it resumes by itself), so it offers Stop. */
 export function isRunning(p: Phase): boolean {
-  return p !== "stopped" && p !== "error" && p !== "paused";
+  return p !== "stopped" && p !== "error";
 }
 
 /** What the user reads for a job's outcome: the error's end status stays in the tooltip. */

@@ -5,9 +5,35 @@
 import "./style.css";
 import { $, bytes, el } from "./format";
 import { connect, type Transport } from "./transport";
-import type { EngineKind, FieldError, LocalModel, ModelSource, Settings, SettingsView } from "./types";
+import type {
+  Day,
+  EngineKind,
+  FieldError,
+  LocalModel,
+  ModelSource,
+  PowerSettings,
+  ScheduleWindow,
+  Settings,
+  SettingsView,
+} from "./types";
 
 const FIELDS = ["coordinator", "protocol", "token", "model_path", "model_folders", "engine", "loopback_url", "slots"] as const;
+
+/** The `[power]` fields with an input of their own, `power-<field>`, and an `err-power.<field>`. */
+const POWER_FIELDS = ["on_battery", "battery_threshold_percent", "thermal", "user_active", "yield_slots", "idle_minutes"] as const;
+
+const DAYS: [Day, string][] = [
+  ["mon", "Mon"],
+  ["tue", "Tue"],
+  ["wed", "Wed"],
+  ["thu", "Thu"],
+  ["fri", "Fri"],
+  ["sat", "Sat"],
+  ["sun", "Sun"],
+];
+
+/** What "Add window" starts from: the overnight case, which is what the hint explains. */
+const NEW_WINDOW: ScheduleWindow = { days: [], start: "22:00", end: "07:00" };
 
 /** The picker's groups, in the engine's order of sources. */
 const SOURCE_LABEL: Record<ModelSource, string> = {
@@ -41,6 +67,12 @@ async function main(): Promise<void> {
     r.addEventListener("change", syncCoordinator);
   }
   select("engine").addEventListener("change", syncEngine);
+  select("power-on_battery").addEventListener("change", syncPower);
+  select("power-user_active").addEventListener("change", syncPower);
+  $("power-add-window").addEventListener("click", () => {
+    renderSchedule([...readSchedule(), { ...NEW_WINDOW, days: [] }]);
+    $("saved").classList.add("hidden");
+  });
   select("model").addEventListener("change", () => {
     engineForModel();
     describeModel();
@@ -73,7 +105,7 @@ function fill(v: SettingsView): void {
   input("loopback_url").value = s.loopback_url ?? "";
   input("slots").value = s.slots == null ? "" : String(s.slots);
   input("start_at_login").checked = s.start_at_login;
-  input("pause_on_battery").checked = s.pause_on_battery;
+  fillPower(s.power);
   input("token").value = "";
   textarea("model_folders").value = (s.model_folders ?? []).join("\n");
 
@@ -106,7 +138,97 @@ function fill(v: SettingsView): void {
   if (v.errors.length) showErrors(v.errors);
   syncCoordinator();
   syncEngine();
+  syncPower();
   describeModel();
+}
+
+function fillPower(p: PowerSettings): void {
+  select("power-on_battery").value = p.on_battery;
+  input("power-battery_threshold_percent").value = String(p.battery_threshold_percent);
+  select("power-thermal").value = p.thermal;
+  select("power-user_active").value = p.user_active;
+  input("power-yield_slots").value = String(p.yield_slots);
+  input("power-idle_minutes").value = String(p.idle_minutes);
+  renderSchedule(p.schedule ?? []);
+}
+
+/** The numbers only mean something with some choices: the others leave them greyed out (kept). */
+function syncPower(): void {
+  const userActive = select("power-user_active").value;
+  input("power-battery_threshold_percent").disabled = select("power-on_battery").value !== "pause_below";
+  input("power-yield_slots").disabled = userActive !== "yield";
+  input("power-idle_minutes").disabled = userActive === "ignore";
+}
+
+/** One row per window. Rows are numbered as the list is sent, so `power.schedule[i]` errors land
+ * on row i; removing a row renumbers the rest. */
+function renderSchedule(windows: ScheduleWindow[]): void {
+  const rows = windows.map((w, i) => {
+    const id = `power-window-${i}`;
+    const days = DAYS.map(([day, label]) => {
+      const box = el("input", { attrs: { type: "checkbox", id: `${id}-day-${day}`, value: day, "data-testid": `${id}-day-${day}` } });
+      box.checked = w.days.includes(day);
+      return el("label", { cls: "day" }, [box, label]);
+    });
+    const time = (part: "start" | "end", label: string) => {
+      const t = el("input", { attrs: { type: "time", id: `${id}-${part}`, "aria-label": label, "data-testid": `${id}-${part}` } });
+      t.value = w[part];
+      return t;
+    };
+    const remove = el("button", { cls: "small", text: "Remove", attrs: { type: "button", id: `${id}-remove`, "data-testid": `${id}-remove` } });
+    remove.addEventListener("click", () => {
+      renderSchedule(readSchedule().filter((_, j) => j !== i));
+      $("saved").classList.add("hidden");
+    });
+    return el("li", { cls: "window", attrs: { "data-index": String(i) } }, [
+      el("div", { cls: "days", attrs: { id: `${id}-days`, role: "group", "aria-label": "Days" } }, days),
+      el("div", { cls: "row times" }, [time("start", "Start"), el("span", { text: "to" }), time("end", "End"), remove]),
+      el("p", { cls: "error", attrs: { id: `err-power.schedule[${i}]`, "data-field": `power.schedule[${i}]`, "data-testid": `err-${id}` } }),
+    ]);
+  });
+  $("power-schedule").replaceChildren(...rows);
+}
+
+function readSchedule(): ScheduleWindow[] {
+  return [...$("power-schedule").querySelectorAll<HTMLLIElement>("li.window")].map((row) => {
+    const i = row.dataset.index;
+    return {
+      days: DAYS.map(([d]) => d).filter((d) => input(`power-window-${i}-day-${d}`).checked),
+      start: input(`power-window-${i}-start`).value,
+      end: input(`power-window-${i}-end`).value,
+    };
+  });
+}
+
+/** The form's power table, whole (the settings API replaces `power` as one value). */
+function readPower(current: PowerSettings, errors: FieldError[]): PowerSettings {
+  // A greyed-out number is not the user's to fix: it keeps what is in force if it does not parse.
+  const whole = (field: "battery_threshold_percent" | "yield_slots" | "idle_minutes", hint: string): number => {
+    const box = input(`power-${field}`);
+    const text = box.value.trim();
+    if (/^\d+$/.test(text)) return Number(text);
+    if (!box.disabled) errors.push({ field: `power.${field}`, message: `enter a whole number ${hint}` });
+    return current[field];
+  };
+  return {
+    on_battery: select("power-on_battery").value as PowerSettings["on_battery"],
+    battery_threshold_percent: whole("battery_threshold_percent", "from 0 to 100"),
+    thermal: select("power-thermal").value as PowerSettings["thermal"],
+    user_active: select("power-user_active").value as PowerSettings["user_active"],
+    yield_slots: whole("yield_slots", "of at least 1"),
+    idle_minutes: whole("idle_minutes", "of minutes from 1 to 1440"),
+    schedule: readSchedule(),
+  };
+}
+
+/** Equal as settings: an absent schedule is an empty one. */
+function samePower(a: PowerSettings, b: PowerSettings): boolean {
+  const norm = (p: PowerSettings) =>
+    JSON.stringify([
+      ...POWER_FIELDS.map((f) => p[f]),
+      (p.schedule ?? []).map((w) => [[...w.days].sort(), w.start, w.end]),
+    ]);
+  return norm(a) === norm(b);
 }
 
 /** The picker: loadable models grouped by where they were found, then everything that cannot be
@@ -249,7 +371,8 @@ function patch(): { patch: Partial<Settings>; errors: FieldError[] } {
     errors.push({ field: "slots", message: "enter a whole number from 1 to 8, or leave it empty to choose from RAM" });
   } else if (slots !== (s.slots ?? null)) out.slots = slots;
   if (input("start_at_login").checked !== s.start_at_login) out.start_at_login = input("start_at_login").checked;
-  if (input("pause_on_battery").checked !== s.pause_on_battery) out.pause_on_battery = input("pause_on_battery").checked;
+  const power = readPower(s.power, errors);
+  if (!samePower(power, s.power)) out.power = power;
   return { patch: out as Partial<Settings>, errors };
 }
 
@@ -301,16 +424,38 @@ function clearErrors(): void {
   for (const e of document.querySelectorAll(".invalid")) e.classList.remove("invalid");
 }
 
+/** Where a field's error is shown (`err-…`) and which control it marks, if the form has them. */
+function errorPlace(field: string): { target: string; control: string | null } | null {
+  if ((FIELDS as readonly string[]).includes(field)) {
+    return { target: `err-${field}`, control: field === "model_path" ? "model" : field };
+  }
+  const power = /^power\.(\w+)$/.exec(field);
+  if (power && (POWER_FIELDS as readonly string[]).includes(power[1])) {
+    return { target: `err-${field}`, control: `power-${power[1]}` };
+  }
+  // A window's own error goes on its row; one about the list as a whole under it.
+  const row = /^power\.schedule\[(\d+)\](?:\.(days|start|end))?/.exec(field);
+  if (row && document.getElementById(`err-power.schedule[${row[1]}]`)) {
+    return { target: `err-power.schedule[${row[1]}]`, control: row[2] ? `power-window-${row[1]}-${row[2]}` : null };
+  }
+  if (field === "power.schedule" || field.startsWith("power.schedule[")) return { target: "err-power.schedule", control: null };
+  if (field === "power" || field.startsWith("power.")) return { target: "err-power", control: null };
+  return null;
+}
+
 function showErrors(errors: FieldError[]): void {
   for (const err of errors) {
-    const known = (FIELDS as readonly string[]).includes(err.field);
-    const target = document.getElementById(known ? `err-${err.field}` : "err-other");
+    const place = errorPlace(err.field);
+    const target = document.getElementById(place?.target ?? "err-other");
     if (!target) continue;
-    const text = known ? err.message.replace(new RegExp(`^${err.field}:\\s*`), "") : `${err.field}: ${err.message}`;
+    const text = place ? err.message.replace(new RegExp(`^${escapeRegExp(err.field)}:\\s*`), "") : `${err.field}: ${err.message}`;
     target.textContent = target.textContent ? `${target.textContent} ${text}` : text;
-    const control = document.getElementById(err.field === "model_path" ? "model" : err.field);
-    control?.classList.add("invalid");
+    if (place?.control) document.getElementById(place.control)?.classList.add("invalid");
   }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 void main();

@@ -123,6 +123,27 @@ export interface Status {
   pool: PoolView | null;
   earnings: EarningsBrief;
   settings: { path: string; errors: FieldError[]; pinned: string[] };
+  /** The power policy in force; null where there is none (a bare provider). */
+  power?: PowerView | null;
+}
+
+/** The power policy's verdict (src-tauri/engine/src/status.rs, `PowerView`). */
+export interface PowerView {
+  rule: "none" | "battery" | "thermal" | "user_active" | "schedule";
+  /** `pausing`: finishing the jobs it holds, taking none. */
+  mode: "serving" | "yielding" | "backing_off" | "pausing" | "paused";
+  /** In words, e.g. "Paused: on battery at 38 %, below 50 %". */
+  reason: string;
+  slots_allowed: number;
+  slots_total: number;
+  power_source: "external" | "battery" | "unknown";
+  charge_percent: number | null;
+  /** `nominal`, `fair`, `serious`, `critical`; null without a thermal probe. */
+  thermal: string | null;
+  /** Seconds since the last keyboard or mouse input; null when it cannot be known. */
+  idle_s: number | null;
+  keep_awake: boolean;
+  since_ms: number;
 }
 
 export type EngineKind = "cpu" | "mlx" | "gguf" | "loopback" | "scripted";
@@ -139,10 +160,36 @@ export interface Settings {
   /** Absent or null: the engine chooses (from RAM and the model's size). */
   slots?: number | null;
   start_at_login: boolean;
-  pause_on_battery: boolean;
+  power: PowerSettings;
   control_port?: number | null;
   /** How sessions open: v2 (encrypted) with a v1 fallback, v2 only, or v1 only. */
   protocol?: "auto" | "v2" | "v1";
+}
+
+export type Day = "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
+
+/** Serving is allowed on `days` from `start` to `end` ("HH:MM", local time); an `end` at or before
+ * `start` runs past midnight, and `days` name the day a window starts on. */
+export interface ScheduleWindow {
+  days: Day[];
+  start: string;
+  end: string;
+}
+
+/** The `[power]` table (src-tauri/settings/src/power.rs). The settings API replaces it whole. */
+export interface PowerSettings {
+  on_battery: "pause" | "pause_below" | "never";
+  /** Used with `pause_below` (0–100). */
+  battery_threshold_percent: number;
+  /** `back_off`: one slot at `serious`, pause at `critical`. */
+  thermal: "back_off" | "ignore";
+  user_active: "yield" | "pause" | "ignore";
+  /** Slots offered while the user is active (with `yield`); at least 1. */
+  yield_slots: number;
+  /** Minutes without input after which the user counts as away (1–1440). */
+  idle_minutes: number;
+  /** Absent when empty: serve any time. */
+  schedule?: ScheduleWindow[];
 }
 
 export interface SettingsView {

@@ -111,6 +111,12 @@ struct ServeArgs {
     /// Seconds ready without a request before the status says so.
     #[arg(long, default_value_t = 600.0, hide = true)]
     idle_alert: f64,
+    /// Seconds between readings of the power, thermal and activity probes.
+    #[arg(long, default_value_t = 2.0, hide = true)]
+    power_poll_interval: f64,
+    /// Seconds a looser power verdict (a pause lifting, more slots) must hold before it is used.
+    #[arg(long, default_value_t = 20.0, hide = true)]
+    power_relax_after: f64,
 }
 
 #[derive(Args, Clone)]
@@ -213,6 +219,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     config.pool_poll = Duration::from_secs_f64(args.pool_poll_interval);
     config.earnings_poll = Duration::from_secs_f64(args.earnings_poll_interval);
     config.idle_alert = Duration::from_secs_f64(args.idle_alert);
+    config.power_poll = Duration::from_secs_f64(args.power_poll_interval.max(0.05));
+    config.power_relax_after = Duration::from_secs_f64(args.power_relax_after.max(0.0));
     let (drain, after_drain, ca_file) =
         (args.drain_timeout, args.reconnect_after_drain, args.ca_file.clone());
     config.tune_provider = Some(Arc::new(move |c: &mut ProviderConfig| {
@@ -295,6 +303,24 @@ fn print_status(s: &Status) {
         println!("rtt:         {rtt:.1} ms");
     }
     println!("reconnects:  {}", c.reconnects);
+    if let Some(p) = &s.power {
+        println!(
+            "power:       {} (rule: {}, {} of {} slots)",
+            p.reason, p.rule, p.slots_allowed, p.slots_total
+        );
+        let mut read = vec![match (p.power_source.as_str(), p.charge_percent) {
+            (source, Some(c)) => format!("{source} power, {c} %"),
+            (source, None) => format!("{source} power"),
+        }];
+        if let Some(t) = &p.thermal {
+            read.push(format!("thermal {t}"));
+        }
+        if let Some(idle) = p.idle_s {
+            read.push(format!("idle {idle} s"));
+        }
+        read.push(if p.keep_awake { "kept awake" } else { "may sleep" }.to_string());
+        println!("             {}", read.join(", "));
+    }
     println!("jobs:        {} completed, {} failed, {} lost", s.jobs_completed, s.jobs_failed, s.jobs_lost);
     if let Some(e) = &c.last_error {
         println!("last error:  {e}");

@@ -6,7 +6,7 @@ use hearth_inference::Engine;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::session::{run_provider, HandlerProbe, JobSink, ProviderConfig, Shared};
+use crate::session::{run_provider, Availability, HandlerProbe, JobSink, ProviderConfig, Shared};
 use crate::status::{Status, StatusHub};
 
 /// Optional wiring for [`Provider::start_with`].
@@ -19,6 +19,9 @@ pub struct ProviderOptions {
     pub status: Option<StatusHub>,
     /// Told about every job's start and end.
     pub job_sink: Option<Arc<dyn JobSink>>,
+    /// What the power policy allows from the start (a provider started while paused does not
+    /// connect until the pause lifts).
+    pub availability: Option<Availability>,
 }
 
 pub struct Provider {
@@ -67,6 +70,9 @@ impl Provider {
             )),
         };
         let shared = Shared::with_job_sink(config, engine, status, options.job_sink);
+        if let Some(a) = options.availability {
+            shared.set_availability(a);
+        }
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run_provider(shared.clone(), options.probe, shutdown.clone()));
         Self { shared, shutdown, task }
@@ -74,6 +80,12 @@ impl Provider {
 
     pub fn status(&self) -> &StatusHub {
         &self.shared.status
+    }
+
+    /// Follows the power policy: fewer slots, a pause (finish the held jobs, then offline), or
+    /// back to full service. Never reconnects for a slot change.
+    pub fn set_availability(&self, availability: Availability) {
+        self.shared.set_availability(availability);
     }
 
     /// True once the provider stopped by itself (a terminal close code or a bad setting).

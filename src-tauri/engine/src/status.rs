@@ -176,6 +176,51 @@ pub struct SettingsState {
     pub pinned: Vec<String>,
 }
 
+/// The power policy's verdict as the user sees it: which rule holds, why, and what the probes read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PowerView {
+    /// The rule in force: `none`, `battery`, `thermal`, `user_active` or `schedule`.
+    pub rule: String,
+    /// `serving` (every slot), `yielding` / `backing_off` (fewer slots), `pausing` (finishing the
+    /// jobs it holds, taking none) or `paused`.
+    pub mode: String,
+    /// In words, e.g. "Paused: on battery at 38 %, below 50 %".
+    pub reason: String,
+    /// Slots the policy allows now, of `slots_total`.
+    pub slots_allowed: u32,
+    pub slots_total: u32,
+    /// `external`, `battery` or `unknown`.
+    pub power_source: String,
+    pub charge_percent: Option<u8>,
+    /// `nominal`, `fair`, `serious`, `critical`; `None` without a thermal probe.
+    pub thermal: Option<String>,
+    /// Seconds since the last keyboard or mouse input; `None` when it cannot be known.
+    pub idle_s: Option<u64>,
+    /// The machine is kept from idle-sleeping while it serves.
+    pub keep_awake: bool,
+    /// Unix ms the verdict took effect.
+    pub since_ms: u64,
+}
+
+impl Default for PowerView {
+    fn default() -> Self {
+        PowerView {
+            rule: "none".into(),
+            mode: "serving".into(),
+            reason: "Serving: no power rule applies".into(),
+            slots_allowed: 0,
+            slots_total: 0,
+            power_source: "unknown".into(),
+            charge_percent: None,
+            thermal: None,
+            idle_s: None,
+            keep_awake: false,
+            since_ms: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub phase: ProviderPhase,
@@ -208,6 +253,9 @@ pub struct Status {
     pub earnings: EarningsBrief,
     #[serde(default)]
     pub settings: SettingsState,
+    /// The power policy in force (the app's; a bare provider has none).
+    #[serde(default)]
+    pub power: Option<PowerView>,
 }
 
 fn default_idle_alert() -> u64 {
@@ -237,6 +285,7 @@ impl Status {
             pool: None,
             earnings: EarningsBrief::default(),
             settings: SettingsState::default(),
+            power: None,
         }
     }
 

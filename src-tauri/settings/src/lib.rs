@@ -6,6 +6,7 @@
 //! * [`validate`]: the checks on values, one message per bad field.
 //! * [`patch`]: a JSON object of fields laid over the settings in force (the control API's and
 //!   the settings window's way of changing them).
+//! * [`power`]: the `[power]` table: battery, thermal, user-activity and schedule rules.
 //! * [`paths`]: where the config and data live (platform dirs, or `HEARTH_HOME` for tests and CI).
 //! * [`store`]: load and atomic, owner-only save.
 //! * [`watcher`]: live reload of external edits; an invalid edit is rejected and the last good
@@ -19,6 +20,7 @@ pub mod keychain;
 pub mod model;
 pub mod patch;
 pub mod paths;
+pub mod power;
 pub mod store;
 pub mod validate;
 pub mod watcher;
@@ -31,6 +33,7 @@ pub use keychain::{
 };
 pub use model::{Coordinator, EngineKind, Settings};
 pub use paths::{HearthPaths, HEARTH_HOME_ENV};
+pub use power::{Day, OnBattery, OnThermal, OnUserActive, PowerSettings, ScheduleWindow};
 pub use store::SettingsStore;
 pub use validate::is_safe_provider_id;
 pub use watcher::{SettingsEvent, SettingsWatcher};

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::field_error::FieldError;
+use crate::power::PowerSettings;
 
 /// Which coordinator to serve.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -102,9 +103,9 @@ pub struct Settings {
     pub slots: Option<u32>,
     #[serde(default)]
     pub start_at_login: bool,
-    /// Stop taking work on battery power (drain, then go offline until plugged in).
-    #[serde(default = "default_true")]
-    pub pause_on_battery: bool,
+    /// When to pause or serve with fewer slots: battery, heat, the user at the keyboard, a schedule.
+    #[serde(default)]
+    pub power: PowerSettings,
     /// Port of the local control API on 127.0.0.1; `None` picks a free one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_port: Option<u16>,
@@ -118,13 +119,9 @@ pub struct Settings {
     pub protocol: hearth_protocol::ProtocolChoice,
 }
 
-fn default_true() -> bool {
-    true
-}
-
 impl Default for Settings {
     /// Local pool, a fresh random provider id (a UUID, as the protocol suggests), the platform's
-    /// engine, one slot, pause on battery.
+    /// engine, one slot, the default power policy (pause on battery, yield while the user works).
     fn default() -> Self {
         Settings {
             coordinator: Coordinator::LocalPool,
@@ -135,7 +132,7 @@ impl Default for Settings {
             loopback_url: None,
             slots: None,
             start_at_login: false,
-            pause_on_battery: true,
+            power: PowerSettings::default(),
             control_port: None,
             binary_version: None,
             protocol: hearth_protocol::ProtocolChoice::Auto,

@@ -148,6 +148,9 @@ impl Settings {
                 format!("must be a version like 1.8.56 (at most 32 bytes), got {v:?}; leave it out to announce Hearth's protocol level"),
             ));
         }
+        for (field, message) in self.power.problems() {
+            errors.push(FieldError::new(field, message));
+        }
         if self.control_port == Some(0) {
             errors.push(FieldError::new("control_port", "must be 1-65535; leave it out to pick a free port"));
         }
@@ -182,7 +185,7 @@ mod tests {
         assert!(is_safe_provider_id(&a.provider_id));
         assert_ne!(a.provider_id, Settings::default().provider_id);
         assert_eq!(a.slots, None, "the engine chooses");
-        assert!(a.pause_on_battery);
+        assert_eq!(a.power, crate::PowerSettings::default());
         assert_eq!(a.coordinator, Coordinator::LocalPool);
     }
 
@@ -340,7 +343,7 @@ mod tests {
             loopback_url: Some("http://127.0.0.1:8080/v1".into()),
             slots: Some(4),
             start_at_login: true,
-            pause_on_battery: false,
+            power: crate::PowerSettings { on_battery: crate::OnBattery::Never, ..Default::default() },
             control_port: Some(7777),
             ..base()
         };
@@ -352,7 +355,7 @@ mod tests {
         let minimal = Settings::from_toml_str("provider_id = \"m\"\n").unwrap();
         assert_eq!(minimal.coordinator, Coordinator::LocalPool);
         assert_eq!(minimal.slots, None);
-        assert!(!minimal.to_toml_string().contains("slots"));
+        assert!(!minimal.to_toml_string().lines().any(|l| l.starts_with("slots")));
         assert!(!minimal.to_toml_string().contains("model_path"));
         assert!(!minimal.to_toml_string().contains("model_folders"));
         assert!(minimal.model_folders.is_empty());

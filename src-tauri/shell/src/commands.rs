@@ -115,7 +115,7 @@ pub async fn set_token(engine: State<'_, EngineLink>, token: Option<String>) -> 
     .map_err(CommandError::failed)?;
     let phase = engine.snapshot().phase;
     use hearth_engine::status::ProviderPhase::*;
-    if !matches!(phase, Stopped | Error | Paused) {
+    if !matches!(phase, Stopped | Error) {
         engine.stop_serving()?;
         engine.start_serving()?;
     }

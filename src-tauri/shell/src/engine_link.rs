@@ -153,7 +153,7 @@ mod tests {
             paths.config_dir.join("settings.toml"),
             format!(
                 "coordinator = \"ws://{addr}/ws/provider\"\nprovider_id = \"quit-test\"\n\
-                 engine = \"scripted\"\npause_on_battery = false\n"
+                 engine = \"scripted\"\n[power]\non_battery = \"never\"\nuser_active = \"ignore\"\n"
             ),
         )
         .unwrap();

@@ -147,7 +147,7 @@ fn quit(app: AppHandle) {
 
 /// Follows the engine's snapshots: updates the tray, pushes `status` to the windows, and sends
 /// the notifications that matter. A timer re-checks the notifier, since an outage grows old
-/// without the snapshot changing.
+/// (and a power pause held back by the notice gap comes due) without the snapshot changing.
 async fn pump_status(app: AppHandle, tray: TrayIcon, menu: TrayMenu) {
     let mut rx = app.state::<EngineLink>().hub().subscribe();
     let mut notifier = Notifier::default();
@@ -161,7 +161,12 @@ async fn pump_status(app: AppHandle, tray: TrayIcon, menu: TrayMenu) {
         // Only a real change marks the snapshot seen: if the timer won a race with a change, that
         // change must still reach the tray on the next turn.
         let status = if changed { rx.borrow_and_update().clone() } else { rx.borrow().clone() };
-        if let Some(notice) = notifier.observe(status.phase, &status.reason, unix_ms()) {
+        let now = unix_ms();
+        let notices = [
+            notifier.observe(status.phase, &status.reason, now),
+            notifier.observe_power(status.phase, status.power.as_ref(), now),
+        ];
+        for notice in notices.into_iter().flatten() {
             let _ = app.notification().builder().title(notice.title()).body(notice.body()).show();
         }
         if !changed {

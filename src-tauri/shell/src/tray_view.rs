@@ -65,13 +65,24 @@ impl TrayView {
         let label = phase_label(s.phase);
         let today = s.earnings.today_estimated_credits;
         let earnings_line = format!("Today: {today} credits ({} jobs)", s.earnings.today_jobs);
+        // The power policy holding serving back (fewer slots, or none) is the answer to "why am I
+        // earning less?" while the provider is on; a stop, an outage or an error says more itself.
+        let held_back = s.power.as_ref().filter(|p| p.mode != "serving");
         let why = s.not_earning.as_deref().unwrap_or(match s.phase {
             Ready => "serving",
             _ => s.reason.as_str(),
         });
-        let status_line = format!("{label}: {}", shorten(why, 60));
-        let tooltip = format!("Hearth — {label}\n{earnings_line}");
-        let running = !matches!(s.phase, Stopped | Error | Paused);
+        let status_line = match held_back {
+            // The policy's reason starts with its own word ("Yielding: …", "Paused: …").
+            Some(p) if matches!(s.phase, Ready | Busy | Paused) => shorten(&p.reason, 60),
+            _ => format!("{label}: {}", shorten(why, 60)),
+        };
+        let tooltip = match held_back {
+            Some(p) => format!("Hearth — {label}\n{}\n{earnings_line}", p.reason),
+            None => format!("Hearth — {label}\n{earnings_line}"),
+        };
+        // Paused by the power policy is still running: it resumes by itself, and Stop stops it.
+        let running = !matches!(s.phase, Stopped | Error);
         TrayView {
             icon,
             tooltip,
@@ -86,6 +97,8 @@ impl TrayView {
 
 #[cfg(test)]
 mod tests {
+    use hearth_engine::status::PowerView;
+
     use super::*;
 
     #[test]
@@ -115,6 +128,45 @@ mod tests {
         }
         s.set_phase(ProviderPhase::Draining, "x");
         assert!(!TrayView::of(&s).toggle_enabled);
+    }
+
+    #[test]
+    fn a_power_policy_holding_serving_back_is_in_the_tooltip_and_the_menu() {
+        let mut s = Status::new("p", "m", "scripted", 4, "ws://127.0.0.1:1/ws/provider");
+        s.set_phase(ProviderPhase::Ready, "serving");
+        s.power = Some(PowerView::default());
+        let v = TrayView::of(&s);
+        assert_eq!(v.status_line, "Ready: serving", "serving every slot: nothing to explain");
+        assert!(!v.tooltip.contains("no power rule"), "{}", v.tooltip);
+
+        let yielding = "Yielding: you are using this Mac — 1 of 4 slots";
+        s.power = Some(PowerView {
+            rule: "user_active".into(),
+            mode: "yielding".into(),
+            reason: yielding.into(),
+            ..Default::default()
+        });
+        let v = TrayView::of(&s);
+        assert_eq!(v.status_line, yielding);
+        assert_eq!(v.tooltip, format!("Hearth — Ready\n{yielding}\n{}", v.earnings_line));
+
+        let paused = "Paused: on battery at 38 %, below 50 %";
+        s.power = Some(PowerView {
+            rule: "battery".into(),
+            mode: "paused".into(),
+            reason: paused.into(),
+            ..Default::default()
+        });
+        s.set_phase(ProviderPhase::Paused, paused);
+        let v = TrayView::of(&s);
+        assert_eq!((v.status_line.as_str(), v.icon), (paused, TrayIcon::Paused));
+        assert!(v.tooltip.contains(paused), "{}", v.tooltip);
+
+        // An outage is what the menu line is about; the policy stays in the tooltip.
+        s.set_phase(ProviderPhase::Offline, "connection refused");
+        let v = TrayView::of(&s);
+        assert!(v.status_line.starts_with("Offline: "), "{}", v.status_line);
+        assert!(v.tooltip.contains(paused), "{}", v.tooltip);
     }
 
     #[test]

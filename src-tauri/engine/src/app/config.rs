@@ -1,5 +1,5 @@
 //! What the app is started with: [`AppConfig`] (paths, the engine factory, timings, the power
-//! probe) and the command line's [`Overrides`] of the settings file.
+//! probes) and the command line's [`Overrides`] of the settings file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use hearth_settings::{EngineKind, HearthPaths};
 
-use super::power::{PowerSource, SystemPower};
 use crate::engines::EngineFactory;
 use crate::session::ProviderConfig;
 
@@ -61,8 +60,12 @@ pub struct AppConfig {
     /// Ready this long without a request and the snapshot says so.
     pub idle_alert: Duration,
     pub settings_debounce: Duration,
-    pub power: Arc<dyn PowerSource>,
+    /// Battery, thermal, activity and keep-awake: the OS's own, or fakes in tests.
+    pub probes: hearth_power::Probes,
+    /// How often the probes are read and the power policy evaluated.
     pub power_poll: Duration,
+    /// How long a looser power verdict (a pause lifting, more slots) must hold before it is used.
+    pub power_relax_after: Duration,
     /// Start serving as soon as the app starts.
     pub autostart: bool,
     /// Where the embedded pool listens when the settings say `coordinator = "local_pool"`.
@@ -82,8 +85,9 @@ impl AppConfig {
             rate_card_refresh: Duration::from_secs(3600),
             idle_alert: Duration::from_secs(crate::status::DEFAULT_IDLE_ALERT_S),
             settings_debounce: hearth_settings::watcher::DEFAULT_DEBOUNCE,
-            power: Arc::new(SystemPower),
-            power_poll: Duration::from_secs(30),
+            probes: hearth_power::Probes::system(),
+            power_poll: Duration::from_secs(2),
+            power_relax_after: hearth_power::policy::DEFAULT_RELAX_AFTER,
             autostart: true,
             local_pool_addr: SocketAddr::from(([127, 0, 0, 1], hearth_pool::config::DEFAULT_PORT)),
         }

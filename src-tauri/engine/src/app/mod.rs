@@ -3,11 +3,11 @@
 //! It owns the settings (file + watcher), the earnings ledger (with its writer thread), the one
 //! [`StatusHub`], the local control API, and the [`Provider`](crate::provider::Provider) session,
 //! which it starts and stops on command, restarts when the settings that shape it change, and
-//! pauses on battery. Its clients — the control API over HTTP, the shell in-process — reach it
+//! follows the power policy (pause, fewer slots). Its clients — the control API over HTTP, the shell in-process — reach it
 //! through one [`ControlBackend`].
 //!
 //! Everything that changes the provider goes through one **supervisor** task, in order: commands
-//! from the clients, applied settings, the power probe, and the provider ending by itself.
+//! from the clients, applied settings, the power policy, and the provider ending by itself.
 //! Background pollers (pool view, rate card, credited earnings) follow the coordinator the
 //! supervisor last connected to.
 //!
@@ -15,12 +15,12 @@
 //! `choice` (settings + overrides → what the provider serves with), `state` (what the tasks
 //! share), `settings_file` (load and follow the file), `supervisor`, `control_backend` (the
 //! [`ControlBackend`] impl), [`recorder`] (jobs into the ledger), [`remote`] (what the coordinator
-//! tells us over HTTP) and [`power`] (the battery probe).
+//! tells us over HTTP) and `power_watch` (the probes and the power policy).
 
 mod choice;
 mod config;
 mod control_backend;
-pub mod power;
+mod power_watch;
 pub mod recorder;
 pub mod remote;
 mod settings_file;
@@ -39,7 +39,6 @@ use tokio::task::JoinHandle;
 
 use self::choice::ProviderChoice;
 pub use self::config::{AppConfig, Overrides, ProviderTuning};
-pub use self::power::{PowerSource, SystemPower};
 use self::recorder::{CardInForce, Recorder, SharedCard};
 use self::remote::Target;
 use self::state::{AppState, Command};
@@ -272,15 +271,12 @@ mod tests {
     use super::*;
     use crate::engines::{EngineChoice, EngineFactory};
     use hearth_inference::Engine;
+    use hearth_power::fake::FakeProbes;
+    use hearth_power::{PowerReading, PowerSource, Readings};
     use hearth_settings::EngineKind;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
-    struct FakePower(AtomicBool);
-
-    impl PowerSource for FakePower {
-        fn on_battery(&self) -> Option<bool> {
-            Some(self.0.load(Ordering::SeqCst))
-        }
+    fn on(source: PowerSource, charge: u8) -> Readings {
+        Readings { power: PowerReading { source, charge_percent: Some(charge) }, ..Readings::UNKNOWN }
     }
 
     async fn phase_becomes(hub: &StatusHub, phase: ProviderPhase) -> Status {
@@ -310,15 +306,35 @@ mod tests {
             engine: Some(EngineKind::Scripted),
             ..Default::default()
         };
-        let power = Arc::new(FakePower(AtomicBool::new(false)));
-        config.power = power.clone();
+        let probes = FakeProbes::default();
+        probes.set(on(PowerSource::External, 100));
+        config.probes = probes.probes();
         config.power_poll = Duration::from_millis(50);
+        config.power_relax_after = Duration::from_millis(200);
         let app = App::start(config).await.unwrap();
         phase_becomes(app.status(), ProviderPhase::Ready).await;
+        let holds = |want: usize, what: &'static str| {
+            let probes = probes.clone();
+            async move {
+                hearth_testkit::poll::poll_until(
+                    what,
+                    Duration::from_secs(5),
+                    || std::future::ready(probes.holds()),
+                    |n| *n == want,
+                )
+                .await
+            }
+        };
+        holds(1, "the machine to be kept awake while serving").await;
 
-        power.0.store(true, Ordering::SeqCst);
+        probes.set(on(PowerSource::Battery, 38));
         let s = phase_becomes(app.status(), ProviderPhase::Paused).await;
-        assert!(s.not_earning.unwrap().contains("running on battery"));
+        assert_eq!(
+            s.not_earning.as_deref(),
+            Some("Paused: on battery at 38 %; serving resumes on the charger")
+        );
+        let power = s.power.clone().unwrap();
+        assert_eq!((power.rule.as_str(), power.mode.as_str(), power.slots_allowed), ("battery", "paused", 0));
         // The pool learns of the pause from the provider's own frames, which
         // may land a moment after the provider's local state flips.
         hearth_testkit::poll::poll_until(
@@ -329,8 +345,13 @@ mod tests {
         )
         .await;
 
-        power.0.store(false, Ordering::SeqCst);
-        phase_becomes(app.status(), ProviderPhase::Ready).await;
+        holds(0, "the keep-awake to be released once paused").await;
+
+        probes.set(on(PowerSource::External, 90));
+        let s = phase_becomes(app.status(), ProviderPhase::Ready).await;
+        assert_eq!(s.power.unwrap().rule, "none");
+        holds(1, "the keep-awake to be held again once serving again").await;
+        assert_eq!(probes.holds_taken(), 2);
         app.shutdown().await;
         pool.shutdown().await;
     }

@@ -1,8 +1,9 @@
 //! The supervisor: the one task that changes the provider. It takes, in order, the commands from
-//! the clients, the settings applied, the power probe's answer and the provider ending by itself;
-//! it starts (loading the engine, reading the token), stops, restarts on a changed
-//! [`ProviderChoice`] and pauses on battery. It also owns the embedded local pool, and tells the
-//! background pollers which coordinator it connected to.
+//! the clients, the settings applied, the power policy's verdicts and the provider ending by
+//! itself; it starts (loading the engine, reading the token), stops, restarts on a changed
+//! [`ProviderChoice`], and hands the power verdict to the running provider (fewer slots, or a
+//! pause that finishes the jobs held; never a restart). It also owns the embedded local pool, and
+//! tells the background pollers which coordinator it connected to.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::choice::ProviderChoice;
 use super::config::{AppConfig, ProviderTuning};
-use super::power::PowerSource;
+use super::power_watch::PowerWatch;
 use super::recorder::Recorder;
 use super::remote::{gateway_url, Target};
 use super::state::{AppState, Command};
@@ -28,7 +29,9 @@ pub(super) struct Supervisor {
     recorder: Recorder,
     factory: EngineFactory,
     tune: Option<ProviderTuning>,
-    power: Arc<dyn PowerSource>,
+    power: PowerWatch,
+    /// Slots the current (or last) provider offers: what the power policy's verdicts limit.
+    offered_slots: u32,
     local_pool_addr: SocketAddr,
     /// The embedded pool, once `local_pool` was used.
     local_pool: Option<hearth_pool::Pool>,
@@ -37,7 +40,6 @@ pub(super) struct Supervisor {
     running: Option<ProviderChoice>,
     /// The user wants it serving (autostart, `start`), as opposed to stopped.
     wanted: bool,
-    paused: bool,
     target: watch::Sender<Option<Target>>,
     exits: watch::Sender<Option<String>>,
 }
@@ -57,13 +59,13 @@ impl Supervisor {
             recorder,
             factory: config.engine_factory.clone(),
             tune: config.tune_provider.clone(),
-            power: config.power.clone(),
+            power: PowerWatch::new(config.probes.clone(), config.power_relax_after),
+            offered_slots: 1,
             local_pool_addr: config.local_pool_addr,
             local_pool: None,
             provider: None,
             running: None,
             wanted: config.autostart,
-            paused: false,
             target,
             exits,
         }
@@ -75,19 +77,30 @@ impl Supervisor {
 
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, power_poll: Duration) {
         self.check_power().await;
-        if self.wanted && !self.paused {
+        if self.wanted {
             self.start().await;
         }
         let mut power = tokio::time::interval(power_poll);
         power.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The provider's phase decides the keep-awake and the power view's mode (pausing while
+        // it finishes the jobs it holds, paused after): follow it as it changes, not per poll.
+        let mut snapshots = self.state.hub.subscribe();
+        let mut phase = snapshots.borrow().phase;
         loop {
             tokio::select! {
+                r = snapshots.changed() => {
+                    let now = r.ok().map(|_| snapshots.borrow_and_update().phase);
+                    if let Some(now) = now.filter(|p| *p != phase) {
+                        phase = now;
+                        self.follow_phase();
+                    }
+                }
                 command = commands.recv() => match command {
                     Some(Command::Start) => {
                         self.wanted = true;
-                        if self.paused {
-                            self.state.hub.update(|s| s.reason = format!("{} (start asked; it resumes on external power)", pause_reason()));
-                        } else if self.provider.is_none() {
+                        // Started while the power policy pauses, the provider loads its model and
+                        // waits offline, saying why, until the pause lifts.
+                        if self.provider.is_none() {
                             self.start().await;
                         }
                     }
@@ -128,26 +141,35 @@ impl Supervisor {
         self.state.settings.send_replace(settings);
         let new = self.choice();
         self.check_power().await;
-        if self.wanted && !self.paused && self.running.as_ref() != Some(&new) {
+        if self.wanted && self.running.as_ref() != Some(&new) {
             tracing::info!("settings changed what the provider serves; restarting it");
             self.stop("restarting with new settings").await;
             self.start().await;
         }
     }
 
+    /// Reads the probes, evaluates the policy, hands a changed verdict to the provider, holds or
+    /// releases the keep-awake, and publishes the power view.
     async fn check_power(&mut self) {
-        let pause = self.state.settings.borrow().pause_on_battery && self.power.on_battery() == Some(true);
-        if pause && !self.paused {
-            self.paused = true;
-            self.stop(&pause_reason()).await;
-            self.state.hub.update(|s| s.set_phase(ProviderPhase::Paused, pause_reason()));
-        } else if !pause && self.paused {
-            self.paused = false;
-            if self.wanted {
-                self.start().await;
-            } else {
-                self.state.hub.update(|s| s.set_phase(ProviderPhase::Stopped, "stopped by the user"));
+        let settings = self.state.settings.borrow().power.clone();
+        if self.power.check(&settings, self.offered_slots).await {
+            if let Some(p) = &self.provider {
+                p.set_availability(self.power.availability());
             }
+        }
+        self.follow_phase();
+    }
+
+    /// Holds the keep-awake while serving (releases it the moment serving stops) and publishes
+    /// the power view for the provider's phase.
+    fn follow_phase(&mut self) {
+        let phase = self.state.hub.snapshot().phase;
+        let serving = self.provider.is_some()
+            && !matches!(phase, ProviderPhase::Paused | ProviderPhase::Stopped | ProviderPhase::Error);
+        self.power.keep_awake(serving);
+        let view = self.power.view(self.offered_slots, phase);
+        if self.state.hub.snapshot().power.as_ref() != Some(&view) {
+            self.state.hub.update(|s| s.power = Some(view));
         }
     }
 
@@ -197,6 +219,11 @@ impl Supervisor {
         };
         let mut config = ProviderConfig::new(url.clone(), choice.provider_id.clone());
         config.slots = crate::engines::slots_offered(engine.as_ref(), choice.engine.slots);
+        if config.slots != self.offered_slots {
+            // The verdict was for the old slot count; evaluate again for this one.
+            self.offered_slots = config.slots;
+            self.check_power().await;
+        }
         config.token = token.as_ref().map(|t| t.expose().to_string());
         config.protocol = choice.protocol;
         if let Some(v) = &choice.binary_version {
@@ -210,6 +237,7 @@ impl Supervisor {
             probe: None,
             status: Some(self.state.hub.clone()),
             job_sink: Some(self.recorder.sink()),
+            availability: Some(self.power.availability()),
         };
         tracing::info!(coordinator = %url, provider_id = %choice.provider_id, slots = config.slots, "starting the provider");
         self.provider = Some(Provider::start_with(config, engine, options));
@@ -254,11 +282,6 @@ impl Supervisor {
             Err(e) => Err(format!("cannot start the local pool: {e}")),
         }
     }
-}
-
-fn pause_reason() -> String {
-    "paused: this machine is running on battery and pause_on_battery is on; it resumes on external power"
-        .to_string()
 }
 
 async fn provider_finished(p: &mut Option<Provider>) {

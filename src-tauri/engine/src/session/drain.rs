@@ -12,10 +12,22 @@ use super::relay::Relay;
 use super::shared::{SessionFlags, Shared};
 use super::writer::Outbox;
 
-pub(super) async fn run(shared: Arc<Shared>, flags: Arc<SessionFlags>, relay: Arc<Relay>, outbox: Outbox) {
-    shared.announce_state(&flags, &outbox, Some("draining"));
+/// How long a pause lets held jobs run: past the coordinator's own 900 s request timeout, so a
+/// pause never cuts a job the coordinator still waits for.
+pub(super) const PAUSE_DRAIN_LIMIT: Duration = Duration::from_secs(960);
+
+/// Drains, letting in-flight jobs run for up to `deadline` (the drain timeout when stopping or
+/// asked by the coordinator; [`PAUSE_DRAIN_LIMIT`] for a power-policy pause).
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    flags: Arc<SessionFlags>,
+    relay: Arc<Relay>,
+    outbox: Outbox,
+    deadline: Duration,
+) {
+    shared.announce_state(&flags, &outbox, None);
     let inflight = relay.inflight() as u32;
-    let estimate = if inflight > 0 { shared.config.drain_timeout.as_secs() } else { 0 };
+    let estimate = if inflight > 0 { deadline.min(shared.config.drain_timeout).as_secs() } else { 0 };
     for phase in [DrainPhase::Starting, DrainPhase::InProgress] {
         outbox.send_priority(&ProviderMessage::DrainStatus(DrainStatus {
             phase,
@@ -23,7 +35,7 @@ pub(super) async fn run(shared: Arc<Shared>, flags: Arc<SessionFlags>, relay: Ar
             estimated_drain_seconds: estimate,
         }));
     }
-    let left = relay.wait_idle(shared.config.drain_timeout).await;
+    let left = relay.wait_idle(deadline).await;
     if left > 0 {
         tracing::warn!(left, "drain deadline passed; cancelling the remaining requests");
         relay.cancel_all("drain deadline passed");

@@ -192,6 +192,8 @@ impl Handler {
     ) -> SessionEnd {
         let silence = self.shared.config.silence_timeout;
         let mut last_frame = Instant::now();
+        let mut availability = self.shared.availability_changes();
+        availability.mark_changed();
         loop {
             let silence_check = async {
                 match silence {
@@ -203,7 +205,24 @@ impl Handler {
                 exit = &mut *writer => return writer_end(exit, self.flags.is_draining(), self.quitting),
                 _ = shutdown.cancelled(), if !self.quitting => {
                     self.quitting = true;
-                    self.begin_drain("the provider is stopping");
+                    if self.drain.is_some() {
+                        // A pause's drain lets jobs run long; a stop cuts them at the drain
+                        // timeout, as every stop does.
+                        let (relay, limit) = (self.relay.clone(), self.shared.config.drain_timeout);
+                        tokio::spawn(async move {
+                            if relay.wait_idle(limit).await > 0 {
+                                relay.cancel_all("the provider is stopping");
+                            }
+                        }.in_current_span());
+                    } else {
+                        self.begin_drain("the provider is stopping", self.shared.config.drain_timeout);
+                    }
+                }
+                r = availability.changed(), if self.drain.is_none() => {
+                    if r.is_ok() && availability.borrow_and_update().pause {
+                        let why = self.shared.availability().reason;
+                        self.begin_drain(&format!("paused by the power policy: {why}"), drain::PAUSE_DRAIN_LIMIT);
+                    }
                 }
                 _ = silence_check => return SessionEnd::Lost {
                     reason: format!("nothing heard from the coordinator for {} s", silence.unwrap_or_default().as_secs()),
@@ -403,7 +422,10 @@ impl Handler {
                 self.outbox.send_priority(&ProviderMessage::PreflightAck(ack));
             }
             CoordinatorMessage::WarmUp {} => self.warm_up(),
-            CoordinatorMessage::Drain {} => self.begin_drain("the coordinator asked this provider to drain"),
+            CoordinatorMessage::Drain {} => self.begin_drain(
+                "the coordinator asked this provider to drain",
+                self.shared.config.drain_timeout,
+            ),
             CoordinatorMessage::Nak(nak) => {
                 tracing::warn!(in_reply_to = %nak.in_reply_to, code = %nak.error.code, "coordinator refused a frame: {}", nak.error.message);
                 let text = format!("coordinator refused our {}: {}", nak.in_reply_to, nak.error.message);
@@ -412,7 +434,7 @@ impl Handler {
         }
     }
 
-    fn begin_drain(&mut self, why: &str) {
+    fn begin_drain(&mut self, why: &str, deadline: Duration) {
         if self.drain.is_some() {
             return;
         }
@@ -420,8 +442,14 @@ impl Handler {
         // Set before the drain task runs, so a request right behind the `drain` frame is refused.
         self.flags.set_draining();
         self.drain = Some(tokio::spawn(
-            drain::run(self.shared.clone(), self.flags.clone(), self.relay.clone(), self.outbox.clone())
-                .in_current_span(),
+            drain::run(
+                self.shared.clone(),
+                self.flags.clone(),
+                self.relay.clone(),
+                self.outbox.clone(),
+                deadline,
+            )
+            .in_current_span(),
         ));
     }
 

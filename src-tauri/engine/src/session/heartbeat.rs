@@ -59,7 +59,7 @@ fn build(
         max_context_tokens: d.max_context_tokens,
         max_concurrency: shared.config.slots,
         slots_free: shared.slots_free(),
-        slots_total: shared.config.slots,
+        slots_total: shared.slot_limit(),
         throughput_tps_estimate: d.throughput_tps_estimate,
         window,
         loading: None,

@@ -20,6 +20,7 @@
 //! request runs inside a `job` span (`request_id`) below it, entered by the job's task, its
 //! inference thread and the ledger thread's write. Log lines inside them do not repeat those ids.
 
+mod availability;
 pub mod backoff;
 pub mod config;
 pub mod connect;
@@ -52,6 +53,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+pub use self::availability::Availability;
 pub use self::backoff::Backoff;
 pub use self::config::ProviderConfig;
 pub use self::end::SessionEnd;
@@ -79,7 +81,7 @@ pub async fn run_provider(
     let mut first = true;
     let mut handshake_failures = 0;
     loop {
-        if shutdown.is_cancelled() {
+        if shutdown.is_cancelled() || !wait_while_paused(&shared, &shutdown).await {
             break;
         }
         shared.status.update(|s| {
@@ -139,6 +141,8 @@ pub async fn run_provider(
         }
         let wait = match &end {
             SessionEnd::Drained { quitting: true } => break,
+            // Drained for a pause: offline until the policy lifts it (the loop's top waits).
+            SessionEnd::Drained { quitting: false } if shared.availability().pause => Duration::ZERO,
             SessionEnd::Drained { quitting: false } => shared.config.reconnect_after_drain,
             SessionEnd::ConnectFailed { reason, permanent: true } => {
                 shared.status.update(|s| {
@@ -174,6 +178,29 @@ pub async fn run_provider(
         s.connection.connected = false;
         s.set_phase(ProviderPhase::Stopped, "stopped");
     });
+}
+
+/// While the power policy pauses the provider, stays offline (the status says why) until the
+/// pause lifts. False when `shutdown` came first.
+async fn wait_while_paused(shared: &Shared, shutdown: &CancellationToken) -> bool {
+    let mut changes = shared.availability_changes();
+    loop {
+        let availability = changes.borrow_and_update().clone();
+        if !availability.pause {
+            return true;
+        }
+        shared.status.update(|s| {
+            s.connection.connected = false;
+            s.active_jobs.clear();
+            // Nothing runs; no slot is busy (the power view says none is open either).
+            s.slots_free = s.slots_total;
+            s.set_phase(ProviderPhase::Paused, availability.reason.clone());
+        });
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return false },
+            _ = shutdown.cancelled() => return false,
+        }
+    }
 }
 
 /// How a session ended, in words for the status.

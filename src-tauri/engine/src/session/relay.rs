@@ -95,7 +95,7 @@ impl Relay {
             }));
             return;
         }
-        if self.flags.is_draining() {
+        if self.flags.is_draining() || self.shared.is_paused() {
             return self.refuse(
                 &request,
                 EndStatus::ErrorQueueFull,
@@ -168,7 +168,7 @@ impl Relay {
     /// `preflight`: can this provider take a prompt of that size now?
     pub fn preflight(&self, preflight: Preflight) -> PreflightAck {
         let max = self.shared.engine.descriptor().max_context_tokens;
-        let reason = if self.flags.is_draining() {
+        let reason = if self.flags.is_draining() || self.shared.is_paused() {
             Some(PreflightReason::Draining)
         } else if preflight.estimated_tokens > max {
             Some(PreflightReason::ContextExceedsCapacity)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::shared::{SessionFlags, Shared};
 use super::writer::Outbox;
 
-/// Sends a `state_update` whenever the announced state or the free slots change, coalescing bursts
+/// Sends a `state_update` whenever the announced state, the free slots or the slots allowed change, coalescing bursts
 /// over 20 ms like the reference provider.
 pub(super) async fn run(shared: Arc<Shared>, flags: Arc<SessionFlags>, outbox: Outbox) {
     let mut flag_changes = flags.watch_changes();
@@ -19,7 +19,7 @@ pub(super) async fn run(shared: Arc<Shared>, flags: Arc<SessionFlags>, outbox: O
             r = flag_changes.recv() => if r.is_none() { return },
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let now = (shared.state(&flags).0, shared.slots_free());
+        let now = (shared.state(&flags).0, shared.slots_free(), shared.slot_limit());
         shared.publish_phase(&flags);
         if flags.last_announced() != Some(now) && !shared.announce_state(&flags, &outbox, None) {
             return;

@@ -12,6 +12,7 @@ use hearth_protocol::{
 };
 use tokio::sync::{mpsc, watch};
 
+use super::availability::Availability;
 use super::config::ProviderConfig;
 use super::job_sink::JobSink;
 use super::metrics::MetricsAccumulator;
@@ -29,6 +30,8 @@ pub struct Shared {
     slots_in_use: AtomicU32,
     /// Bumped on every capacity change so the state reporter can tell the coordinator.
     capacity_changed: watch::Sender<u64>,
+    /// What the app's power policy allows; outlives connections like the slots it limits.
+    availability: watch::Sender<Availability>,
 }
 
 impl Shared {
@@ -50,15 +53,49 @@ impl Shared {
             metrics: Mutex::new(MetricsAccumulator::default()),
             slots_in_use: AtomicU32::new(0),
             capacity_changed: watch::Sender::new(0),
+            availability: watch::Sender::new(Availability::full()),
         })
     }
 
+    /// Slots open to new work: the slots offered, or fewer while the power policy says so.
+    pub fn slot_limit(&self) -> u32 {
+        self.config.slots.min(self.availability.borrow().slots).max(1)
+    }
+
     pub fn slots_free(&self) -> u32 {
-        self.config.slots.saturating_sub(self.slots_in_use.load(Ordering::Acquire))
+        self.slot_limit().saturating_sub(self.slots_in_use.load(Ordering::Acquire))
+    }
+
+    /// Applies the power policy's word. Jobs already running keep running: fewer slots only
+    /// refuse new work until enough of them have ended.
+    pub fn set_availability(&self, availability: Availability) {
+        let changed = self.availability.send_if_modified(|a| {
+            let changed = *a != availability;
+            *a = availability;
+            changed
+        });
+        if changed {
+            self.capacity_changed.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// The power policy pauses: new work is refused from the moment it says so, before the
+    /// handler has even begun the drain.
+    pub fn is_paused(&self) -> bool {
+        self.availability.borrow().pause
+    }
+
+    pub fn availability(&self) -> Availability {
+        self.availability.borrow().clone()
+    }
+
+    /// Ticks whenever the availability changes.
+    pub(super) fn availability_changes(&self) -> watch::Receiver<Availability> {
+        self.availability.subscribe()
     }
 
     pub(super) fn try_reserve_slot(&self) -> bool {
-        let total = self.config.slots;
+        let total = self.slot_limit();
         let reserved = self
             .slots_in_use
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < total).then_some(n + 1))
@@ -79,16 +116,18 @@ impl Shared {
         self.capacity_changed.subscribe()
     }
 
-    /// The state to announce, with its `reason`.
+    /// The state to announce, with its `reason`: while a power rule limits the provider, the
+    /// rule's code (`on_battery`, `user_active`, …), so the coordinator sees why.
     pub fn state(&self, flags: &SessionFlags) -> (ProviderState, &'static str) {
+        let rule = self.availability.borrow().code;
         if flags.is_draining() {
-            (ProviderState::Draining, "draining")
+            (ProviderState::Draining, rule.filter(|_| self.availability.borrow().pause).unwrap_or("draining"))
         } else if flags.is_degraded() {
             (ProviderState::Degraded, "warm_up")
         } else if self.slots_free() == 0 {
-            (ProviderState::Busy, "request_capacity_full")
+            (ProviderState::Busy, rule.unwrap_or("request_capacity_full"))
         } else {
-            (ProviderState::Ready, "request_capacity_available")
+            (ProviderState::Ready, rule.unwrap_or("request_capacity_available"))
         }
     }
 
@@ -96,7 +135,8 @@ impl Shared {
     pub(super) fn announce_state(&self, flags: &SessionFlags, outbox: &Outbox, reason: Option<&str>) -> bool {
         let message = self.state_update(flags, reason);
         if let ProviderMessage::StateUpdate(u) = &message {
-            *flags.last_announced.lock().unwrap() = Some((u.state, u.metrics_snapshot.slots_free));
+            let m = &u.metrics_snapshot;
+            *flags.last_announced.lock().unwrap() = Some((u.state, m.slots_free, m.slots_total));
         }
         self.publish_phase(flags);
         outbox.send_priority(&message)
@@ -111,7 +151,7 @@ impl Shared {
             since: rfc3339_now(),
             metrics_snapshot: MetricsSnapshot {
                 slots_free: self.slots_free(),
-                slots_total: self.config.slots,
+                slots_total: self.slot_limit(),
                 window,
             },
         })
@@ -149,18 +189,33 @@ impl Shared {
     pub(super) fn publish_phase(&self, flags: &SessionFlags) {
         let (state, _) = self.state(flags);
         let slots_free = self.slots_free();
+        let limited = self.availability();
+        let limited = (limited.code.is_some() && !limited.reason.is_empty()).then_some(limited);
         self.status.update(|s| {
             s.slots_free = slots_free;
-            match state {
-                ProviderState::Ready => s.set_phase(ProviderPhase::Ready, "serving: waiting for requests"),
-                ProviderState::Busy => s.set_phase(ProviderPhase::Busy, "every slot is serving a request"),
-                ProviderState::Draining => {
+            match (state, &limited) {
+                (ProviderState::Ready, Some(a)) => s.set_phase(ProviderPhase::Ready, a.reason.clone()),
+                (ProviderState::Ready, None) => {
+                    s.set_phase(ProviderPhase::Ready, "serving: waiting for requests")
+                }
+                (ProviderState::Busy, Some(a)) => s.set_phase(
+                    ProviderPhase::Busy,
+                    format!("every allowed slot is serving a request ({})", a.reason),
+                ),
+                (ProviderState::Busy, None) => {
+                    s.set_phase(ProviderPhase::Busy, "every slot is serving a request")
+                }
+                (ProviderState::Draining, Some(a)) if a.pause => s.set_phase(
+                    ProviderPhase::Draining,
+                    format!("{}; finishing the jobs it holds first", a.reason),
+                ),
+                (ProviderState::Draining, _) => {
                     s.set_phase(ProviderPhase::Draining, "finishing in-flight requests")
                 }
-                ProviderState::Degraded => {
+                (ProviderState::Degraded, _) => {
                     s.set_phase(ProviderPhase::Degraded, "warming up after a long gap")
                 }
-                ProviderState::Unavailable => {}
+                (ProviderState::Unavailable, _) => {}
             }
         });
     }
@@ -172,7 +227,7 @@ pub struct SessionFlags {
     draining: AtomicBool,
     degraded: AtomicBool,
     changed: Mutex<Option<mpsc::UnboundedSender<()>>>,
-    last_announced: Mutex<Option<(ProviderState, u32)>>,
+    last_announced: Mutex<Option<(ProviderState, u32, u32)>>,
 }
 
 impl SessionFlags {
@@ -199,8 +254,8 @@ impl SessionFlags {
         rx
     }
 
-    /// The state and free slots of the last `state_update` sent.
-    pub(super) fn last_announced(&self) -> Option<(ProviderState, u32)> {
+    /// The state, free slots and slots total of the last `state_update` sent.
+    pub(super) fn last_announced(&self) -> Option<(ProviderState, u32, u32)> {
         *self.last_announced.lock().unwrap()
     }
 
