@@ -12,7 +12,7 @@ use hearth_engine::status::{JobOutcome, ProviderPhase};
 use hearth_inference::scripted::ScriptedEngine;
 use hearth_protocol::{EndStatus, ProtocolChoice, ProviderMessage, ProviderState};
 use hearth_testkit::chat::chat;
-use hearth_testkit::fake_coordinator::{inference_request, FakeCoordinator, Seen};
+use hearth_testkit::fake_coordinator::{inference_request, FakeCoordinator, Seen, Session};
 use hearth_testkit::hearth::MODEL;
 use hearth_testkit::poll::poll_until;
 
@@ -27,20 +27,27 @@ fn config(url: String, slots: u32) -> ProviderConfig {
     c
 }
 
+/// A provider with `slots`, connected to a fake coordinator with that heartbeat interval, and
+/// announced ready.
+async fn serving(heartbeat_interval_s: u64, slots: u32) -> (FakeCoordinator, Provider, Session) {
+    let fake = FakeCoordinator::bind(heartbeat_interval_s).await;
+    let provider = Provider::start(config(fake.url(), slots), Arc::new(ScriptedEngine::new(MODEL)));
+    let mut session = fake.accept().await;
+    session.expect(Duration::from_secs(5), |m| ready(m).then_some(())).await;
+    (fake, provider, session)
+}
+
+fn ready(m: &ProviderMessage) -> bool {
+    matches!(m, ProviderMessage::StateUpdate(u) if u.state == ProviderState::Ready)
+}
+
 fn limited(slots: u32, pause: bool, code: &'static str, reason: &str) -> Availability {
     Availability { slots, pause, code: Some(code), reason: reason.into() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fewer_slots_go_out_as_a_state_update_and_in_the_heartbeat_never_a_reconnect() {
-    let fake = FakeCoordinator::bind(1).await;
-    let provider = Provider::start(config(fake.url(), 4), Arc::new(ScriptedEngine::new(MODEL)));
-    let mut session = fake.accept().await;
-    session
-        .expect(Duration::from_secs(5), |m| {
-            matches!(m, ProviderMessage::StateUpdate(u) if u.state == ProviderState::Ready).then_some(())
-        })
-        .await;
+    let (fake, provider, mut session) = serving(1, 4).await;
 
     provider.set_availability(limited(
         1,
@@ -103,14 +110,7 @@ async fn fewer_slots_go_out_as_a_state_update_and_in_the_heartbeat_never_a_recon
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_mid_job_finishes_the_job_takes_no_new_one_and_stays_offline_until_lifted() {
-    let fake = FakeCoordinator::bind(30).await;
-    let provider = Provider::start(config(fake.url(), 2), Arc::new(ScriptedEngine::new(MODEL)));
-    let mut session = fake.accept().await;
-    session
-        .expect(Duration::from_secs(5), |m| {
-            matches!(m, ProviderMessage::StateUpdate(u) if u.state == ProviderState::Ready).then_some(())
-        })
-        .await;
+    let (fake, provider, mut session) = serving(30, 2).await;
 
     // About 1.5 s of work, three times the drain timeout.
     session.send(&inference_request("req-long", &chat(MODEL, "token_delay_ms=100", 15, true))).await;
@@ -168,24 +168,13 @@ async fn a_pause_mid_job_finishes_the_job_takes_no_new_one_and_stays_offline_unt
     provider.set_availability(Availability::full());
     let mut again =
         tokio::time::timeout(Duration::from_secs(5), fake.accept()).await.expect("reconnects when lifted");
-    again
-        .expect(Duration::from_secs(5), |m| {
-            matches!(m, ProviderMessage::StateUpdate(u) if u.state == ProviderState::Ready).then_some(())
-        })
-        .await;
+    again.expect(Duration::from_secs(5), |m| ready(m).then_some(())).await;
     provider.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_during_a_pause_cuts_the_held_job_at_the_drain_timeout_as_any_stop_does() {
-    let fake = FakeCoordinator::bind(30).await;
-    let provider = Provider::start(config(fake.url(), 1), Arc::new(ScriptedEngine::new(MODEL)));
-    let mut session = fake.accept().await;
-    session
-        .expect(Duration::from_secs(5), |m| {
-            matches!(m, ProviderMessage::StateUpdate(u) if u.state == ProviderState::Ready).then_some(())
-        })
-        .await;
+    let (fake, provider, mut session) = serving(30, 1).await;
     // Ten seconds of work; the pause would wait for all of it, a stop only for the drain timeout.
     session.send(&inference_request("req-long", &chat(MODEL, "token_delay_ms=100", 100, true))).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
