@@ -47,7 +47,7 @@ fn limited(slots: u32, pause: bool, code: &'static str, reason: &str) -> Availab
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fewer_slots_go_out_as_a_state_update_and_in_the_heartbeat_never_a_reconnect() {
-    let (fake, provider, mut session) = serving(1, 4).await;
+    let (_fake, provider, mut session) = serving(1, 4).await;
 
     provider.set_availability(limited(
         1,
@@ -174,7 +174,7 @@ async fn a_pause_mid_job_finishes_the_job_takes_no_new_one_and_stays_offline_unt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_during_a_pause_cuts_the_held_job_at_the_drain_timeout_as_any_stop_does() {
-    let (fake, provider, mut session) = serving(30, 1).await;
+    let (_fake, provider, mut session) = serving(30, 1).await;
     // Ten seconds of work; the pause would wait for all of it, a stop only for the drain timeout.
     session.send(&inference_request("req-long", &chat(MODEL, "token_delay_ms=100", 100, true))).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
