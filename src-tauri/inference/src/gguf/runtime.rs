@@ -23,6 +23,17 @@ pub fn backend() -> Result<&'static LlamaBackend, String> {
             // SAFETY: `on_log` is a plain function that stays valid for the life of the process and
             // needs no user data.
             unsafe { sys::llama_log_set(Some(on_log), std::ptr::null_mut()) };
+            // Before llama.cpp runs any of its vector code: on a CPU without the instruction sets
+            // it was built for, that code dies of SIGILL with no word said.
+            let missing = missing_cpu_features(&system_info(), cpu_has);
+            if !missing.is_empty() {
+                return Err(format!(
+                    "this build of llama.cpp needs CPU features this machine lacks ({}); it was built for {}. \
+                     Use a Hearth build for this CPU, or the cpu engine with an MLX-format model directory",
+                    missing.join(", "),
+                    cpu_variant()
+                ));
+            }
             let backend = LlamaBackend::init().map_err(|e| format!("llama.cpp did not start: {e}"))?;
             tracing::info!(cpu = ?cpu_variant(), system_info = ?system_info(), "llama.cpp ready");
             Ok(backend)
@@ -79,6 +90,54 @@ fn variant_from_system_info(info: &str) -> String {
     }
 }
 
+/// The instruction sets in llama.cpp's system info that this CPU does not have. `has` answers for
+/// one feature name (`None`: a name not checked here, e.g. a build option).
+fn missing_cpu_features(info: &str, has: impl Fn(&str) -> Option<bool>) -> Vec<String> {
+    let variant = variant_from_system_info(info);
+    if variant == "baseline" {
+        return Vec::new();
+    }
+    variant.split(' ').filter(|f| has(f) == Some(false)).map(str::to_string).collect()
+}
+
+/// Whether this CPU has the feature llama.cpp's system info names.
+fn cpu_has(name: &str) -> Option<bool> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        Some(match name {
+            "SSE3" => std::arch::is_x86_feature_detected!("sse3"),
+            "SSSE3" => std::arch::is_x86_feature_detected!("ssse3"),
+            "AVX" => std::arch::is_x86_feature_detected!("avx"),
+            "AVX2" => std::arch::is_x86_feature_detected!("avx2"),
+            "F16C" => std::arch::is_x86_feature_detected!("f16c"),
+            "FMA" => std::arch::is_x86_feature_detected!("fma"),
+            "BMI2" => std::arch::is_x86_feature_detected!("bmi2"),
+            "AVX_VNNI" => std::arch::is_x86_feature_detected!("avxvnni"),
+            "AVX512" => std::arch::is_x86_feature_detected!("avx512f"),
+            "AVX512_VBMI" => std::arch::is_x86_feature_detected!("avx512vbmi"),
+            "AVX512_VNNI" => std::arch::is_x86_feature_detected!("avx512vnni"),
+            "AVX512_BF16" => std::arch::is_x86_feature_detected!("avx512bf16"),
+            _ => return None,
+        })
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        Some(match name {
+            "NEON" => std::arch::is_aarch64_feature_detected!("neon"),
+            "DOTPROD" => std::arch::is_aarch64_feature_detected!("dotprod"),
+            "MATMUL_INT8" => std::arch::is_aarch64_feature_detected!("i8mm"),
+            "SVE" => std::arch::is_aarch64_feature_detected!("sve"),
+            "FP16_VA" => std::arch::is_aarch64_feature_detected!("fp16"),
+            _ => return None,
+        })
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = name;
+        None
+    }
+}
+
 thread_local! {
     /// llama.cpp's error messages on this thread since the last [`take_errors`].
     static ERRORS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
@@ -120,7 +179,7 @@ unsafe extern "C" fn on_log(level: sys::ggml_log_level, text: *const c_char, _us
 
 #[cfg(test)]
 mod tests {
-    use super::variant_from_system_info;
+    use super::{cpu_has, missing_cpu_features, system_info, variant_from_system_info};
 
     #[test]
     fn the_cpu_variant_lists_the_isa_features_that_are_on() {
@@ -130,5 +189,22 @@ mod tests {
         assert_eq!(variant_from_system_info("CPU : LLAMAFILE = 1 | REPACK = 1 | "), "baseline");
         let metal = "Metal : EMBED_LIBRARY = 1 | CPU : NEON = 1 | ARM_FMA = 1 | DOTPROD = 1 | REPACK = 1 |";
         assert_eq!(variant_from_system_info(metal), "NEON ARM_FMA DOTPROD");
+    }
+
+    #[test]
+    fn a_cpu_without_the_built_for_features_is_named_before_llama_cpp_runs() {
+        let info = "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | \
+                    LLAMAFILE = 1 | REPACK = 1 | ";
+        // An Ivy Bridge: AVX without AVX2, FMA or BMI2.
+        let ivy = |f: &str| Some(!matches!(f, "AVX2" | "FMA" | "BMI2"));
+        assert_eq!(missing_cpu_features(info, ivy), ["AVX2", "FMA", "BMI2"]);
+        assert!(missing_cpu_features(info, |_| Some(true)).is_empty());
+        assert!(missing_cpu_features(info, |_| None).is_empty(), "names not checked are not missing");
+        assert!(missing_cpu_features("CPU : REPACK = 1 |", |_| Some(false)).is_empty(), "baseline");
+    }
+
+    #[test]
+    fn this_machine_runs_the_build_it_has() {
+        assert_eq!(missing_cpu_features(&system_info(), cpu_has), Vec::<String>::new());
     }
 }
