@@ -24,6 +24,22 @@ pub struct ProviderOptions {
     pub availability: Option<Availability>,
 }
 
+/// See [`Provider::swapper`].
+#[derive(Clone)]
+pub struct EngineSwapper(Arc<Shared>);
+
+impl EngineSwapper {
+    /// As [`Provider::swap_engine`].
+    pub async fn swap(&self, engine: Arc<dyn Engine>, slots: u32, wait: std::time::Duration) -> bool {
+        self.0.swap_engine(engine, slots, wait).await
+    }
+
+    /// The model serving now.
+    pub fn model_id(&self) -> String {
+        self.0.engine().descriptor().model_id.clone()
+    }
+}
+
 pub struct Provider {
     shared: Arc<Shared>,
     shutdown: CancellationToken,
@@ -86,6 +102,19 @@ impl Provider {
     /// back to full service. Never reconnects for a slot change.
     pub fn set_availability(&self, availability: Availability) {
         self.shared.set_availability(availability);
+    }
+
+    /// Switches to `engine` (offering `slots`) without leaving the session: the jobs in flight
+    /// finish on the old engine while new work waits, then the new model is announced. False when
+    /// the jobs did not finish within `wait` (the old engine keeps serving).
+    pub async fn swap_engine(&self, engine: Arc<dyn Engine>, slots: u32, wait: std::time::Duration) -> bool {
+        self.shared.swap_engine(engine, slots, wait).await
+    }
+
+    /// A handle that can swap this provider's engine from another task (the app's supervisor
+    /// loads the new model off its own loop, so commands keep flowing meanwhile).
+    pub fn swapper(&self) -> EngineSwapper {
+        EngineSwapper(self.shared.clone())
     }
 
     /// True once the provider stopped by itself (a terminal close code or a bad setting).

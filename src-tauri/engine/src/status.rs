@@ -256,6 +256,9 @@ pub struct Status {
     /// The power policy in force (the app's; a bare provider has none).
     #[serde(default)]
     pub power: Option<PowerView>,
+    /// A model being loaded beside the one serving, to take over between jobs.
+    #[serde(default)]
+    pub switching_to: Option<String>,
 }
 
 fn default_idle_alert() -> u64 {
@@ -286,6 +289,7 @@ impl Status {
             earnings: EarningsBrief::default(),
             settings: SettingsState::default(),
             power: None,
+            switching_to: None,
         }
     }
 

@@ -27,6 +27,11 @@ pub fn load_engine(spec: &LoadSpec) -> Result<Arc<dyn Engine>, LoadError> {
     }
     match &spec.backend {
         Backend::Scripted => {
+            // Canned output, but a model path named is a path that must be there: otherwise a
+            // scripted provider would "load" any typo and hide what a real engine would refuse.
+            if !spec.model_path.as_os_str().is_empty() && !spec.model_path.exists() {
+                return Err(LoadError::NotFound(spec.model_path.clone()));
+            }
             let mut e = ScriptedEngine::new(spec.id_or(|| dir_name(&spec.model_path)));
             if let Some(c) = spec.max_context {
                 e = e.with_max_context(c as u64);

@@ -20,6 +20,14 @@ pub(super) struct ProviderChoice {
 }
 
 impl ProviderChoice {
+    /// The same session with another engine: a model switch the running provider can make in
+    /// place (load beside, swap between jobs), not a restart.
+    pub fn differs_only_in_engine(&self, other: &ProviderChoice) -> bool {
+        self.engine != other.engine
+            && (&self.coordinator, &self.provider_id, &self.binary_version, self.protocol)
+                == (&other.coordinator, &other.provider_id, &other.binary_version, other.protocol)
+    }
+
     /// `settings`, with what `overrides` pins winning.
     pub fn of(settings: &Settings, overrides: &Overrides) -> ProviderChoice {
         let (s, o) = (settings, overrides);

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_settings::{resolve_token, Coordinator, Settings};
+use hearth_settings::{resolve_token, Coordinator, FieldError, Settings};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -40,6 +40,8 @@ pub(super) struct Supervisor {
     running: Option<ProviderChoice>,
     /// The user wants it serving (autostart, `start`), as opposed to stopped.
     wanted: bool,
+    /// A model switch under way: the choice it loads, and the task loading and swapping it.
+    switching: Option<(ProviderChoice, JoinHandle<SwitchOutcome>)>,
     target: watch::Sender<Option<Target>>,
     exits: watch::Sender<Option<String>>,
 }
@@ -66,6 +68,7 @@ impl Supervisor {
             provider: None,
             running: None,
             wanted: config.autostart,
+            switching: None,
             target,
             exits,
         }
@@ -129,6 +132,7 @@ impl Supervisor {
                     self.exits.send_replace(Some(reason));
                 }
                 _ = power.tick() => self.check_power().await,
+                outcome = switch_finished(&mut self.switching) => self.switched(outcome).await,
             }
         }
     }
@@ -141,11 +145,53 @@ impl Supervisor {
         self.state.settings.send_replace(settings);
         let new = self.choice();
         self.check_power().await;
-        if self.wanted && self.running.as_ref() != Some(&new) {
+        if self.switching.as_ref().is_some_and(|(to, _)| *to == new) {
+            return;
+        }
+        let in_place = self.provider.is_some()
+            && !self.provider.as_ref().is_some_and(|p| p.is_finished())
+            && self.running.as_ref().is_some_and(|r| r.differs_only_in_engine(&new));
+        if self.wanted && in_place {
+            self.switch_model(new);
+        } else if self.wanted && self.running.as_ref() != Some(&new) {
             tracing::info!("settings changed what the provider serves; restarting it");
             self.stop("restarting with new settings").await;
             self.start().await;
         }
+    }
+
+    /// Loads the new model beside the one serving, off this loop, then swaps it in between jobs:
+    /// the session stays up and the coordinator hears the new model. A newer choice replaces a
+    /// switch still loading.
+    fn switch_model(&mut self, choice: ProviderChoice) {
+        self.cancel_switch();
+        let Some(swapper) = self.provider.as_ref().map(|p| p.swapper()) else { return };
+        let (factory, engine_choice) = (self.factory.clone(), choice.engine.clone());
+        let serving = swapper.model_id();
+        let to = engine_choice.model_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        tracing::info!(from = %serving, to = %to, "loading the new model beside the one serving");
+        self.state.hub.update(|s| s.switching_to = Some(to.clone()));
+        let slots_wanted = choice.engine.slots;
+        let task = tokio::spawn(async move {
+            let loaded = tokio::task::spawn_blocking(move || factory(&engine_choice)).await;
+            let engine = match loaded {
+                Ok(Ok(engine)) => engine,
+                Ok(Err(e)) => return SwitchOutcome::Failed(format!("model not loaded: {e}; still serving {serving}")),
+                Err(e) => {
+                    return SwitchOutcome::Failed(format!("model not loaded: the loader failed: {e}; still serving {serving}"))
+                }
+            };
+            let slots = crate::engines::slots_offered(engine.as_ref(), slots_wanted);
+            if swapper.swap(engine, slots, SWAP_WAIT).await {
+                SwitchOutcome::Swapped { slots }
+            } else {
+                SwitchOutcome::Failed(format!(
+                    "the jobs in flight did not finish within {} s; still serving {serving}, save again to retry",
+                    SWAP_WAIT.as_secs()
+                ))
+            }
+        });
+        self.switching = Some((choice, task));
     }
 
     /// Reads the probes, evaluates the policy, hands a changed verdict to the provider, holds or
@@ -173,7 +219,39 @@ impl Supervisor {
         }
     }
 
+    /// A switch ended: the new model serves, or the old one still does and the settings window
+    /// says why at the model field.
+    async fn switched(&mut self, outcome: SwitchOutcome) {
+        let Some((choice, _)) = self.switching.take() else { return };
+        self.state.hub.update(|s| s.switching_to = None);
+        match outcome {
+            SwitchOutcome::Swapped { slots } => {
+                tracing::info!(slots, "the new model serves");
+                self.running = Some(choice);
+                if slots != self.offered_slots {
+                    self.offered_slots = slots;
+                    self.check_power().await;
+                }
+            }
+            SwitchOutcome::Failed(why) => {
+                tracing::warn!(%why, "the model switch failed");
+                self.state.hub.update(|s| {
+                    s.settings.errors.retain(|e| e.field != "model_path");
+                    s.settings.errors.push(FieldError::new("model_path", why));
+                });
+            }
+        }
+    }
+
+    fn cancel_switch(&mut self) {
+        if let Some((_, task)) = self.switching.take() {
+            task.abort();
+            self.state.hub.update(|s| s.switching_to = None);
+        }
+    }
+
     async fn stop(&mut self, why: &str) {
+        self.cancel_switch();
         if let Some(p) = self.provider.take() {
             p.stop().await;
         }
@@ -281,6 +359,26 @@ impl Supervisor {
             }
             Err(e) => Err(format!("cannot start the local pool: {e}")),
         }
+    }
+}
+
+/// How long a model swap waits for the jobs in flight before giving up (the old model keeps
+/// serving). Long jobs are rare; a stuck one should not hold the new model off forever.
+const SWAP_WAIT: Duration = Duration::from_secs(120);
+
+/// How a model switch ended.
+enum SwitchOutcome {
+    Swapped { slots: u32 },
+    Failed(String),
+}
+
+async fn switch_finished(switching: &mut Option<(ProviderChoice, JoinHandle<SwitchOutcome>)>) -> SwitchOutcome {
+    match switching {
+        Some((_, task)) => match task.await {
+            Ok(outcome) => outcome,
+            Err(e) => SwitchOutcome::Failed(format!("the model switch stopped: {e}")),
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -466,7 +466,7 @@ impl Handler {
             return;
         }
         let (flags, shared, outbox) = (self.flags.clone(), self.shared.clone(), self.outbox.clone());
-        let engine = self.shared.engine.clone();
+        let engine = self.shared.engine();
         let span = tracing::Span::current();
         let task = async move {
             let probe = tokio::task::spawn_blocking(move || {

@@ -42,13 +42,15 @@ impl HeartbeatTicker {
     }
 }
 
-fn build(
+/// One heartbeat as of now; the ticker's, and the state reporter's after a model swap.
+pub(super) fn build(
     shared: &Shared,
     flags: &SessionFlags,
     metrics: &Mutex<MetricsAccumulator>,
     interval: Duration,
 ) -> Heartbeat {
-    let d = shared.engine.descriptor();
+    let engine = shared.engine();
+    let d = engine.descriptor();
     let (state, _) = shared.state(flags);
     let window = metrics.lock().unwrap_or_else(|e| e.into_inner()).report(interval, Instant::now());
     Heartbeat {
@@ -57,7 +59,7 @@ fn build(
         model_params_b: d.params_b,
         ram_gb: shared.config.ram_gb,
         max_context_tokens: d.max_context_tokens,
-        max_concurrency: shared.config.slots,
+        max_concurrency: shared.slots_offered(),
         slots_free: shared.slots_free(),
         slots_total: shared.slot_limit(),
         throughput_tps_estimate: d.throughput_tps_estimate,

@@ -314,9 +314,10 @@ async fn run_session(
         c.v1_fallback = !v2 && fallback::speaks_v1_only(&c.coordinator_url);
     });
     shared.announce_state(&flags, &outbox, Some("model_loaded"));
+    let heartbeat_interval = ticker.interval;
     let heartbeat = tokio::spawn(ticker.run(shared.clone(), flags.clone(), outbox.clone()).in_current_span());
     let reporter =
-        tokio::spawn(reporter::run(shared.clone(), flags.clone(), outbox.clone()).in_current_span());
+        tokio::spawn(reporter::run(shared.clone(), flags.clone(), outbox.clone(), heartbeat_interval).in_current_span());
     let rtt = tokio::spawn(sample_rtt(shared.clone(), fd).in_current_span());
 
     let end = ctx.serve(&mut inbound, &mut writer, shutdown).await;

@@ -41,6 +41,8 @@ struct RunningJob {
     cancel: CancelToken,
     /// Why it was cancelled, when the coordinator said.
     cancel_reason: Mutex<Option<String>>,
+    /// The engine it runs on, fixed at admission (a model swap waits for it to end).
+    engine: Arc<dyn hearth_inference::Engine>,
 }
 
 pub struct Relay {
@@ -95,7 +97,7 @@ impl Relay {
             }));
             return;
         }
-        if self.flags.is_draining() || self.shared.is_paused() {
+        if self.flags.is_draining() || self.shared.is_paused() || self.shared.is_swapping() {
             return self.refuse(
                 &request,
                 EndStatus::ErrorQueueFull,
@@ -114,11 +116,6 @@ impl Relay {
                 return self.refuse(&request, EndStatus::ErrorInternal, "invalid_request", &what, false);
             }
         };
-        let descriptor = self.shared.engine.descriptor();
-        if !hearth_protocol::names_served_model(&parsed.model, &descriptor.model_id) {
-            let what = format!("this provider serves {:?}, not {:?}", descriptor.model_id, parsed.model);
-            return self.refuse(&request, EndStatus::ErrorModelNotLoaded, "model_not_loaded", &what, true);
-        }
         if !self.shared.try_reserve_slot() {
             return self.refuse(
                 &request,
@@ -128,7 +125,26 @@ impl Relay {
                 true,
             );
         }
-        let job = Arc::new(RunningJob { cancel: CancelToken::new(), cancel_reason: Mutex::new(None) });
+        // Checked with the slot held: a model swap waits for held slots, so the engine read here
+        // is the one that runs the job (a swap that began meanwhile is refused like a drain).
+        if self.shared.is_swapping() {
+            self.shared.release_slot();
+            return self.refuse(
+                &request,
+                EndStatus::ErrorQueueFull,
+                "draining",
+                "the provider is switching models and takes no new work for a moment",
+                true,
+            );
+        }
+        let engine = self.shared.engine();
+        let served = engine.descriptor().model_id.clone();
+        if !hearth_protocol::names_served_model(&parsed.model, &served) {
+            self.shared.release_slot();
+            let what = format!("this provider serves {served:?}, not {:?}", parsed.model);
+            return self.refuse(&request, EndStatus::ErrorModelNotLoaded, "model_not_loaded", &what, true);
+        }
+        let job = Arc::new(RunningJob { cancel: CancelToken::new(), cancel_reason: Mutex::new(None), engine });
         self.jobs.lock().unwrap().insert(id.clone(), job.clone());
         self.active.send_modify(|n| *n += 1);
         let relay = self.clone();
@@ -167,8 +183,8 @@ impl Relay {
 
     /// `preflight`: can this provider take a prompt of that size now?
     pub fn preflight(&self, preflight: Preflight) -> PreflightAck {
-        let max = self.shared.engine.descriptor().max_context_tokens;
-        let reason = if self.flags.is_draining() || self.shared.is_paused() {
+        let max = self.shared.engine().descriptor().max_context_tokens;
+        let reason = if self.flags.is_draining() || self.shared.is_paused() || self.shared.is_swapping() {
             Some(PreflightReason::Draining)
         } else if preflight.estimated_tokens > max {
             Some(PreflightReason::ContextExceedsCapacity)
@@ -435,7 +451,7 @@ impl Relay {
             stop: parsed.stop.clone(),
         };
         let (tx, mut rx) = mpsc::channel(JOB_EVENT_BUFFER);
-        let engine = self.shared.engine.clone();
+        let engine = job.engine.clone();
         let cancel = job.cancel.clone();
         // The job's span follows it onto the inference thread, so the engine's own lines name the
         // request too.

@@ -3,8 +3,9 @@
 //! was last announced). Both sit below the handler, relay, heartbeat, drain and state reporter, which
 //! all read them, so none of those has to reach back into the session loop.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use hearth_inference::Engine;
 use hearth_protocol::{
@@ -22,7 +23,14 @@ use crate::status::{rfc3339_now, ProviderPhase, StatusHub};
 /// State that outlives a single connection: the engine, slot accounting, metrics, status.
 pub struct Shared {
     pub config: ProviderConfig,
-    pub engine: Arc<dyn Engine>,
+    /// The engine serving now; [`Shared::swap_engine`] replaces it between jobs.
+    engine: RwLock<Arc<dyn Engine>>,
+    /// Bumped by every swap, so the state reporter knows to re-announce the model.
+    engine_generation: AtomicU64,
+    /// Slots offered: `config.slots` at start, the new model's after a swap.
+    slots_offered: AtomicU32,
+    /// A model swap is waiting for the jobs in flight: new work is refused meanwhile.
+    swapping: AtomicBool,
     pub status: StatusHub,
     /// Told about every job's start and end (the app's ledger); `None` for a bare provider.
     pub job_sink: Option<Arc<dyn JobSink>>,
@@ -46,8 +54,11 @@ impl Shared {
         job_sink: Option<Arc<dyn JobSink>>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            slots_offered: AtomicU32::new(config.slots),
             config,
-            engine,
+            engine: RwLock::new(engine),
+            engine_generation: AtomicU64::new(0),
+            swapping: AtomicBool::new(false),
             status,
             job_sink,
             metrics: Mutex::new(MetricsAccumulator::default()),
@@ -57,9 +68,69 @@ impl Shared {
         })
     }
 
+    /// The engine serving now.
+    pub fn engine(&self) -> Arc<dyn Engine> {
+        self.engine.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn slots_offered(&self) -> u32 {
+        self.slots_offered.load(Ordering::Acquire)
+    }
+
     /// Slots open to new work: the slots offered, or fewer while the power policy says so.
     pub fn slot_limit(&self) -> u32 {
-        self.config.slots.min(self.availability.borrow().slots).max(1)
+        self.slots_offered().min(self.availability.borrow().slots).max(1)
+    }
+
+    pub(super) fn engine_generation(&self) -> u64 {
+        self.engine_generation.load(Ordering::Acquire)
+    }
+
+    /// A model swap waits for the jobs in flight; no new work meanwhile.
+    pub fn is_swapping(&self) -> bool {
+        self.swapping.load(Ordering::Acquire)
+    }
+
+    /// Replaces the engine between jobs without leaving the session: new work is refused (the
+    /// coordinator sees `draining`, reason `model_swap`), the jobs in flight finish on the old
+    /// engine (for up to `wait`; after that the swap gives up and the old engine keeps serving),
+    /// then the new engine and its slots take over and the state reporter re-announces the model
+    /// (a heartbeat with the new `model_id`, then `ready`). True when swapped.
+    pub async fn swap_engine(&self, engine: Arc<dyn Engine>, slots: u32, wait: Duration) -> bool {
+        /// Clears the swapping flag however the swap ends, an abort included: a flag left set
+        /// would refuse work forever.
+        struct Swapping<'a>(&'a Shared);
+        impl Drop for Swapping<'_> {
+            fn drop(&mut self) {
+                self.0.swapping.store(false, Ordering::Release);
+                self.0.capacity_changed.send_modify(|g| *g += 1);
+            }
+        }
+        let mut capacity = self.capacity_changes();
+        self.swapping.store(true, Ordering::Release);
+        self.capacity_changed.send_modify(|g| *g += 1);
+        let _swapping = Swapping(self);
+        let idle = tokio::time::timeout(wait, async {
+            while self.slots_in_use.load(Ordering::Acquire) > 0 {
+                if capacity.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+        .is_ok();
+        if idle {
+            let d = engine.descriptor().clone();
+            *self.engine.write().unwrap_or_else(|e| e.into_inner()) = engine;
+            self.slots_offered.store(slots.max(1), Ordering::Release);
+            self.engine_generation.fetch_add(1, Ordering::AcqRel);
+            self.status.update(|s| {
+                s.model_id = d.model_id.clone();
+                s.engine = d.engine.clone();
+                s.slots_total = slots.max(1);
+            });
+        }
+        idle
     }
 
     pub fn slots_free(&self) -> u32 {
@@ -122,6 +193,8 @@ impl Shared {
         let rule = self.availability.borrow().code;
         if flags.is_draining() {
             (ProviderState::Draining, rule.filter(|_| self.availability.borrow().pause).unwrap_or("draining"))
+        } else if self.is_swapping() {
+            (ProviderState::Draining, "model_swap")
         } else if flags.is_degraded() {
             (ProviderState::Degraded, "warm_up")
         } else if self.slots_free() == 0 {
@@ -158,7 +231,7 @@ impl Shared {
     }
 
     pub(super) fn hello(&self) -> Hello {
-        let d = self.engine.descriptor();
+        let d = self.engine().descriptor().clone();
         Hello {
             version: PROTOCOL_VERSION,
             tier: 1,
@@ -168,7 +241,7 @@ impl Shared {
             model_params_b: d.params_b,
             ram_gb: self.config.ram_gb,
             max_context_tokens: d.max_context_tokens,
-            max_concurrency: self.config.slots,
+            max_concurrency: self.slots_offered(),
             throughput_tps_estimate: d.throughput_tps_estimate,
             binary_version: self.config.binary_version.clone(),
             attestation: None,
