@@ -42,6 +42,8 @@ else
   echo "error: the web UI did not build; the binaries embed the placeholder page" >&2
   status=1
 fi
+# The UI's unit tests (ui/tests: the dashboard's dollar formatting), in Node, no browser.
+(cd ui && npm test) || status=1
 
 # The keychain test needs a real backend: a fresh kernel session keyring (keyutils).
 export HEARTH_REQUIRE_KEYCHAIN=1

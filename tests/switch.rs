@@ -45,7 +45,8 @@ fn settings(coordinator: &str, model: &Path) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_model_switch_finishes_the_job_on_the_old_model_and_serves_the_next_on_the_new_without_a_disconnect() {
+async fn a_model_switch_finishes_the_job_on_the_old_model_and_serves_the_next_on_the_new_without_a_disconnect(
+) {
     let dir = tempfile::tempdir().unwrap();
     let (model_a, model_b) = (dir.path().join("models/model-a"), dir.path().join("models/model-b"));
     std::fs::create_dir_all(&model_a).unwrap();
@@ -74,12 +75,21 @@ async fn a_model_switch_finishes_the_job_on_the_old_model_and_serves_the_next_on
 
     let events = stream.await.unwrap();
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
-    assert_eq!(sse_text(&events).split_whitespace().count(), 20, "the old model finished the job: {events:?}");
+    assert_eq!(
+        sse_text(&events).split_whitespace().count(),
+        20,
+        "the old model finished the job: {events:?}"
+    );
     let first: Value = serde_json::from_str(&events[0]).unwrap();
     assert_eq!(first["model"], "model-a");
 
-    poll_until("the pool to hear model-b", Duration::from_secs(10), || pool_models(&pool), |m| m == &["model-b"])
-        .await;
+    poll_until(
+        "the pool to hear model-b",
+        Duration::from_secs(10),
+        || pool_models(&pool),
+        |m| m == &["model-b"],
+    )
+    .await;
     let next = pool.post_chat(&chat("model-b", "on the new model", 3, false)).await;
     assert_eq!(next.status(), 200);
     let body: Value = next.json().await.unwrap();
@@ -103,7 +113,8 @@ async fn a_model_switch_finishes_the_job_on_the_old_model_and_serves_the_next_on
             s["settings"]["errors"].as_array().is_some_and(|e| e.iter().any(|e| e["field"] == "model_path"))
         })
         .await;
-    let error = s["settings"]["errors"].as_array().unwrap().iter().find(|e| e["field"] == "model_path").unwrap();
+    let error =
+        s["settings"]["errors"].as_array().unwrap().iter().find(|e| e["field"] == "model_path").unwrap();
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("models/missing") && message.contains("still serving model-b"), "{message}");
     assert_eq!(s["model_id"], "model-b");

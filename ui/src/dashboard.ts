@@ -4,6 +4,8 @@
 import "./style.css";
 import { HourlyChart, Sparkline } from "./charts";
 import { $, ago, clock, credits, duration, el, isRunning, outcomeWord, PHASE_LABEL, setText } from "./format";
+import { formatCreditsUsd } from "./money";
+import { mountDiagnostics, type Diagnostics } from "./diagnostics";
 import { connect, type LinkState, type Transport } from "./transport";
 import type { EarningsRange, EarningsReport, PowerView, Status } from "./types";
 
@@ -18,13 +20,16 @@ let reportSeq = 0;
 let pending = false;
 let hourly: HourlyChart;
 let spark: Sparkline;
+let diagnostics: Diagnostics | undefined;
 
 async function main(): Promise<void> {
   transport = await connect();
   hourly = new HourlyChart($("hourly-chart"));
   spark = new Sparkline($("spark"));
+  diagnostics = mountDiagnostics(transport);
   $("toggle").addEventListener("click", () => void toggle());
   $("open-settings").addEventListener("click", () => transport.openSettings());
+  $("export-csv").addEventListener("click", () => void exportCsv());
   for (const b of $("range").querySelectorAll<HTMLButtonElement>("button[data-range]")) {
     b.addEventListener("click", () => {
       range = b.dataset.range as EarningsRange;
@@ -55,6 +60,7 @@ function onLink(l: LinkState): void {
 
 function onStatus(s: Status): void {
   status = s;
+  diagnostics?.onStatus();
   const tps = s.active_jobs.reduce((sum, j) => sum + (j.tokens_per_s ?? 0), 0);
   spark.push(Date.now(), tps);
   render(s);
@@ -95,13 +101,24 @@ function render(s: Status): void {
   button.disabled = pending || s.phase === "draining";
 
   const e = s.earnings;
-  setText("earn-today", credits(e.today_estimated_credits));
-  setText("earn-7d", credits(e.last_7_days_estimated_credits));
-  setText("earn-total", credits(e.total_estimated_credits));
-  const notes = [`Estimated credits (rate card ${e.rate_card_version || "?"}, ${e.rate_card_source || "?"})`];
+  const usd = (n: number) => formatCreditsUsd(n, e.usd_per_million_credits);
+  const tiles: [string, number][] = [
+    ["earn-today", e.today_estimated_credits],
+    ["earn-7d", e.last_7_days_estimated_credits],
+    ["earn-30d", e.last_30_days_estimated_credits ?? 0],
+    ["earn-total", e.total_estimated_credits],
+  ];
+  for (const [id, n] of tiles) {
+    setText(id, usd(n));
+    setText(`${id}-credits`, `${credits(n)} credits`);
+  }
+  const rate = effectiveRateText(e.usd_per_million_credits);
+  const notes = [`Estimated (rate card ${e.rate_card_version || "?"}, ${e.rate_card_source || "?"}; ${rate})`];
   if (e.credited_total_credits !== null && e.credited_total_credits !== undefined) {
-    notes.push(`credited by the pool: ${credits(e.credited_total_credits)}`);
-    if (e.estimated_minus_credited) notes.push(`gap ${credits(e.estimated_minus_credited)}`);
+    notes.push(`credited by the pool: ${usd(e.credited_total_credits)} (${credits(e.credited_total_credits)} credits)`);
+    if (e.estimated_minus_credited) {
+      notes.push(`gap ${usd(e.estimated_minus_credited)} (${credits(e.estimated_minus_credited)} credits)`);
+    }
   }
   if (e.lost_jobs > 0) notes.push(`${e.lost_jobs} job(s) lost to disconnects, unpaid`);
   if (e.error) notes.push(e.error);
@@ -197,6 +214,62 @@ function renderPool(s: Status): void {
   );
 }
 
+/** "$1 = 1,000,000 credits" at the card's rate. */
+function effectiveRateText(usdPerMillion: number | undefined): string {
+  return `${formatCreditsUsd(1_000_000, usdPerMillion)} per 1,000,000 credits`;
+}
+
+/** The report's range, model by model, dollars beside credits. */
+function renderByModel(r: EarningsReport): void {
+  const rate = status?.earnings.usd_per_million_credits ?? r.usd_per_million_credits;
+  const body = $("by-model");
+  const label = RANGE_LABEL[r.range];
+  setText("by-model-summary", `${label} · ${r.period.jobs} job(s) · ${formatCreditsUsd(r.period.estimated_credits, rate)}`);
+  if (r.by_model.length === 0) {
+    body.replaceChildren(el("tr", {}, [el("td", { cls: "empty", text: "No jobs in this range.", attrs: { colspan: "4" } })]));
+    return;
+  }
+  body.replaceChildren(
+    ...r.by_model.map((m) => {
+      const unpaid = m.lost_jobs + m.error_jobs;
+      return el("tr", { attrs: { "data-model": m.model_id } }, [
+        el("td", { cls: "model", text: m.model_id, title: m.model_id }),
+        el("td", {
+          cls: "num jobs",
+          text: String(m.jobs),
+          title: unpaid > 0 ? `${m.lost_jobs} lost, ${m.error_jobs} failed: unpaid` : "",
+        }),
+        el("td", { cls: "num credits", text: credits(m.estimated_credits) }),
+        el("td", { cls: "num usd", text: formatCreditsUsd(m.estimated_credits, rate) }),
+      ]);
+    }),
+  );
+}
+
+const RANGE_LABEL: Record<EarningsRange, string> = { today: "Today", "7d": "7 days", "30d": "30 days", all: "All time" };
+
+/** Downloads the selected range as CSV: fetched (with the control cookie, or over IPC in the app),
+ * then saved through a temporary `<a download>` of a Blob. */
+async function exportCsv(): Promise<void> {
+  const button = $("export-csv") as HTMLButtonElement;
+  button.disabled = true;
+  try {
+    const text = await transport.earningsCsv(range);
+    const url = URL.createObjectURL(new Blob([text], { type: "text/csv;charset=utf-8" }));
+    const a = el("a", { attrs: { href: url, download: `hearth-earnings-${range}.csv` } });
+    a.classList.add("hidden");
+    document.body.append(a);
+    a.click();
+    a.remove();
+    // The click has handed the Blob to the download; revoke on the next turn, not before it.
+    window.setTimeout(() => URL.revokeObjectURL(url), 0);
+  } catch (e) {
+    showError(`Export failed: ${(e as Error).message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 function renderRecent(s: Status): void {
   const creditsById = new Map((report?.recent_jobs ?? []).map((j) => [j.request_id, j.estimated_credits]));
   setText("jobs-summary", `${s.jobs_completed} done · ${s.jobs_failed} failed · ${s.jobs_lost} lost`);
@@ -214,7 +287,15 @@ function renderRecent(s: Status): void {
         el("span", { cls: "time", text: clock(j.ended_ms) }),
         el("span", { cls: "model", text: j.model }),
         el("span", { cls: "num", text: `${j.prompt_tokens}+${j.completion_tokens} tok` }),
-        el("span", { cls: `outcome ${word}`, text: word === "complete" ? (c !== undefined ? `+${credits(c)}` : "✓") : word }),
+        el("span", {
+          cls: `outcome ${word}`,
+          text:
+            word === "complete"
+              ? c !== undefined
+                ? `+${formatCreditsUsd(c, s.earnings.usd_per_million_credits)} · ${credits(c)} cr`
+                : "✓"
+              : word,
+        }),
       ]);
     }),
   );
@@ -223,7 +304,9 @@ function renderRecent(s: Status): void {
 /** Re-reads the report when the jobs or the hour changed, or the range did. */
 function refreshEarnings(s: Status): void {
   const hour = Math.floor(Date.now() / 3_600_000);
-  const key = `${range}|${s.earnings.total_jobs}|${s.earnings.total_estimated_credits}|${hour}`;
+  const e = s.earnings;
+  // The rate is in the key: a rate card arriving re-prices the by-model table's dollars.
+  const key = `${range}|${e.total_jobs}|${e.total_estimated_credits}|${e.usd_per_million_credits}|${hour}`;
   if (key === reportKey) return;
   reportKey = key;
   const seq = ++reportSeq;
@@ -233,6 +316,7 @@ function refreshEarnings(s: Status): void {
       if (seq !== reportSeq) return;
       report = r;
       hourly.set(r.hourly);
+      renderByModel(r);
       if (status) renderRecent(status);
     })
     .catch((e: Error) => {

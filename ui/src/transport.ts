@@ -7,6 +7,8 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 
+import type { DoctorReport, LogLevel, LogPage } from "./diagnostics-types";
+
 import type {
   EarningsRange,
   EarningsReport,
@@ -41,6 +43,12 @@ export interface Transport {
   saveSettings(patch: Partial<Settings>): Promise<SaveResult>;
   models(): Promise<LocalModel[]>;
   earnings(range: EarningsRange): Promise<EarningsReport>;
+  /** The range's jobs as CSV text (the ledger's one export writer, as `hearth earnings export`). */
+  earningsCsv(range: EarningsRange): Promise<string>;
+  /** The engine's recent log lines (redacted), at `level` and above, newest last. */
+  logs(level: LogLevel | "", limit: number): Promise<LogPage>;
+  /** Runs the doctor's checks now. */
+  doctor(): Promise<DoctorReport>;
   /** Stores the provider token in the OS keychain; `null` removes it. Only the shell can. */
   readonly canEditToken: boolean;
   setToken(token: string | null): Promise<void>;
@@ -136,6 +144,15 @@ class TauriTransport implements Transport {
   earnings(range: EarningsRange): Promise<EarningsReport> {
     return this.call("earnings", { range });
   }
+  earningsCsv(range: EarningsRange): Promise<string> {
+    return this.call("earnings_csv", { range });
+  }
+  logs(level: LogLevel | "", limit: number): Promise<LogPage> {
+    return this.call("logs", { level: level || null, limit });
+  }
+  doctor(): Promise<DoctorReport> {
+    return this.call("doctor");
+  }
   setToken(token: string | null): Promise<void> {
     return this.call("set_token", { token });
   }
@@ -220,6 +237,27 @@ class HttpTransport implements Transport {
   }
   earnings(range: EarningsRange): Promise<EarningsReport> {
     return this.ok("GET", `/api/earnings?range=${encodeURIComponent(range)}&limit=50`);
+  }
+  async earningsCsv(range: EarningsRange): Promise<string> {
+    // Not a plain link: the request must carry the control cookie and its errors must be shown,
+    // so the page fetches the file and hands it to the browser as a Blob.
+    let response: Response;
+    try {
+      response = await fetch(`/api/earnings.csv?range=${encodeURIComponent(range)}`, { credentials: "same-origin" });
+    } catch (e) {
+      throw new TransportError(`Hearth is not reachable: ${(e as Error).message}`);
+    }
+    if (response.ok) return response.text();
+    const json = (await response.json().catch(() => ({}))) as { error?: string };
+    throw new TransportError(json.error ?? `the export failed (${response.status})`, response.status);
+  }
+  logs(level: LogLevel | "", limit: number): Promise<LogPage> {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (level) q.set("level", level);
+    return this.ok("GET", `/api/logs?${q.toString()}`);
+  }
+  doctor(): Promise<DoctorReport> {
+    return this.ok("GET", "/api/doctor");
   }
   setToken(): Promise<void> {
     return Promise.reject(new TransportError("The provider token can only be changed in the Hearth app."));

@@ -85,6 +85,7 @@ export interface PoolView {
 export interface EarningsBrief {
   today_estimated_credits: number;
   last_7_days_estimated_credits: number;
+  last_30_days_estimated_credits: number;
   total_estimated_credits: number;
   today_jobs: number;
   total_jobs: number;
@@ -95,6 +96,8 @@ export interface EarningsBrief {
   estimated_minus_credited: number | null;
   rate_card_version: string;
   rate_card_source: string;
+  /** Dollars per million credits from the card in force; 0/absent means the protocol's 1.0. */
+  usd_per_million_credits?: number;
   error: string | null;
 }
 
@@ -238,7 +241,7 @@ export interface LocalModel {
   problems: string[];
 }
 
-export type EarningsRange = "today" | "7d" | "all";
+export type EarningsRange = "today" | "7d" | "30d" | "all";
 
 export interface PeriodTotals {
   jobs: number;
@@ -267,9 +270,17 @@ export interface JobRecord {
   estimated_credits: number;
 }
 
+/** One model's totals over the report's range (`by_model`). */
+export interface ModelTotals extends PeriodTotals {
+  model_id: string;
+}
+
 export interface EarningsReport {
   range: EarningsRange;
   period: PeriodTotals;
+  /** The range's totals per model, best-earning first; they sum to `period`. */
+  by_model: ModelTotals[];
+  usd_per_million_credits: number;
   hourly_from_unix_ms: number;
   hourly: HourBucket[];
   recent_jobs: JobRecord[];

@@ -11,7 +11,10 @@ use std::path::PathBuf;
 use hearth_settings::{EngineKind, FieldError, Settings};
 use serde::Serialize;
 
+use crate::doctor::DoctorReport;
 use crate::earnings::{EarningsRange, EarningsReport};
+use crate::log_ring::{LogPage, LogQuery, LogQueryError};
+use crate::models::fetch::{FetchError, PullRequest, PullView};
 use crate::models::LocalModel;
 
 /// What the control API and the shell need from the app beyond the status. Every method may block
@@ -27,7 +30,26 @@ pub trait ControlBackend: Send + Sync + 'static {
     /// The models on this machine (well-known folders and the `model_folders` setting), loadable
     /// or not: each entry says which, and why not.
     fn models(&self) -> Vec<LocalModel>;
+    /// Starts pulling a model from the Hugging Face hub into its cache, in the background (or
+    /// answers the same pull already running). Errors are the ones known at once (a malformed
+    /// repository name); the rest end the pull as `failed` with the reason.
+    fn pull_model(&self, request: PullRequest) -> Result<PullView, FetchError>;
+    /// The pulls since the app started, with their progress, oldest first.
+    fn pulls(&self) -> Vec<PullView>;
+    /// Cancels a running pull (keeping what it downloaded for a resume), or forgets an ended one;
+    /// `None`: no pull has that id.
+    fn cancel_pull(&self, id: &str) -> Option<PullView>;
     fn earnings(&self, range: EarningsRange, limit: usize) -> Result<EarningsReport, String>;
+    /// Every job of `range` as CSV (see [`crate::earnings::csv`]), dollars at the card in force.
+    fn earnings_csv(&self, range: EarningsRange) -> Result<Vec<u8>, String>;
+    /// The recent log lines matching `query`, redacted, newest last. The ring is the process's own
+    /// ([`crate::log_ring::global`]), so the default reads it.
+    fn logs(&self, query: &LogQuery) -> Result<LogPage, LogQueryError> {
+        crate::log_ring::global().query(query)
+    }
+    /// Runs the doctor's checks as this app sees things: its settings with the command line's
+    /// overrides, its token, its live status. Blocks for the network probes (a few seconds at most).
+    fn doctor(&self) -> DoctorReport;
 }
 
 /// Why a settings update was refused.

@@ -13,7 +13,11 @@
 //! Endpoints: `GET /api/status`, `GET /api/events` (SSE of snapshots, at most ~5 a second, always
 //! the newest, with a keepalive comment every 15 s), `POST /api/start`, `POST /api/stop`,
 //! `GET|PUT /api/settings` (422 `{errors:[{field,message}]}` when invalid, nothing saved),
-//! `GET /api/models`, `GET /api/earnings?range=today|7d|all`, `GET|POST /api/session`; any other
+//! `GET /api/models`, `POST /api/models/pull` (a background pull from the Hugging Face hub),
+//! `GET /api/models/pulls` (their progress), `DELETE /api/models/pulls/{id}` (cancel),
+//! `GET /api/earnings?range=today|7d|30d|all`, `GET /api/earnings.csv?range=…`
+//! (the same range's jobs as a CSV download), `GET /api/logs?level=&limit=&after=` (the recent
+//! log lines, redacted), `GET /api/doctor` (the doctor's checks), `GET|POST /api/session`; any other
 //! GET is a file of the web UI embedded in the binary ([`crate::ui_assets`]).
 
 use std::collections::HashMap;
@@ -127,6 +131,8 @@ impl ControlServer {
             .map_err(|source| ControlError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| ControlError::Bind { addr, source })?;
         let token = install_token(data_dir)?;
+        // The log view and stderr must never show it (a request log line, an error quoting a header).
+        crate::log_ring::add_secret(&token);
         let state = ApiState {
             status,
             token: token.clone().into(),
@@ -141,7 +147,13 @@ impl ControlServer {
             .route("/api/stop", post(stop))
             .route("/api/settings", get(get_settings).put(put_settings))
             .route("/api/models", get(models))
+            .route("/api/models/pull", post(pull_model))
+            .route("/api/models/pulls", get(pulls))
+            .route("/api/models/pulls/{id}", axum::routing::delete(cancel_pull))
             .route("/api/earnings", get(earnings))
+            .route("/api/earnings.csv", get(earnings_csv))
+            .route("/api/logs", get(logs))
+            .route("/api/doctor", get(doctor))
             .route("/api/session", get(session).post(new_session));
         // The web UI (embedded in the binary, or `$HEARTH_UI_DIR`) answers every other path. It
         // sits inside the guard: the bundle holds no data, but a page that only a token holder can
@@ -293,6 +305,42 @@ async fn models(State(state): State<ApiState>) -> Response {
     }
 }
 
+/// `POST /api/models/pull {"repo": "org/name", "file": "x.gguf"?, "force": false?}`: 202 with the
+/// pull (`{"pull": {id, state, bytes_done, …}}`), 400 when the request itself is wrong.
+async fn pull_model(State(state): State<ApiState>, body: Bytes) -> Response {
+    let request: crate::models::fetch::PullRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return json_error(StatusCode::BAD_REQUEST, format!("expected {{\"repo\": \"org/name\"}}: {e}"))
+        }
+    };
+    match blocking(&state, move |b| b.pull_model(request)).await {
+        Ok(Ok(pull)) => (StatusCode::ACCEPTED, Json(serde_json::json!({ "pull": pull }))).into_response(),
+        Ok(Err(e)) => json_error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/models/pulls`: `{"pulls": [...]}`, oldest first.
+async fn pulls(State(state): State<ApiState>) -> Response {
+    match blocking(&state, |b| b.pulls()).await {
+        Ok(pulls) => Json(serde_json::json!({ "pulls": pulls })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `DELETE /api/models/pulls/{id}`: cancels a running pull, forgets an ended one.
+async fn cancel_pull(
+    State(state): State<ApiState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match blocking(&state, move |b| b.cancel_pull(&id)).await {
+        Ok(Some(pull)) => Json(serde_json::json!({ "pull": pull })).into_response(),
+        Ok(None) => json_error(StatusCode::NOT_FOUND, "no such pull"),
+        Err(e) => e.into_response(),
+    }
+}
+
 #[derive(Deserialize)]
 struct EarningsQuery {
     range: Option<String>,
@@ -308,6 +356,48 @@ async fn earnings(State(state): State<ApiState>, Query(q): Query<EarningsQuery>)
     match blocking(&state, move |b| b.earnings(range, limit)).await {
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/earnings.csv?range=…` (default `all`: an export is usually the whole ledger), served
+/// as an attachment so a browser that opens the URL directly saves it.
+async fn earnings_csv(State(state): State<ApiState>, Query(q): Query<EarningsQuery>) -> Response {
+    let range: EarningsRange = match q.range.as_deref().unwrap_or("all").parse() {
+        Ok(r) => r,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
+    };
+    match blocking(&state, move |b| b.earnings_csv(range)).await {
+        Ok(Ok(csv)) => {
+            let disposition = format!("attachment; filename=\"{}\"", crate::earnings::csv_file_name(range));
+            let mut response = (StatusCode::OK, csv).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(hearth_ledger::CSV_CONTENT_TYPE));
+            if let Ok(v) = HeaderValue::from_str(&disposition) {
+                headers.insert(header::CONTENT_DISPOSITION, v);
+            }
+            // Earnings are private: no cache keeps a copy.
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Ok(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/logs?level=warn&limit=500&after=<seq>`: the recent log lines, redacted, newest last.
+async fn logs(State(state): State<ApiState>, Query(q): Query<crate::log_ring::LogQuery>) -> Response {
+    match blocking(&state, move |b| b.logs(&q)).await {
+        Ok(Ok(page)) => Json(page).into_response(),
+        Ok(Err(e)) => json_error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/doctor`: runs the checks now (a few seconds at most) and answers the report.
+async fn doctor(State(state): State<ApiState>) -> Response {
+    match blocking(&state, |b| b.doctor()).await {
+        Ok(report) => Json(report).into_response(),
         Err(e) => e.into_response(),
     }
 }

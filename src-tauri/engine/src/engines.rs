@@ -72,8 +72,8 @@ pub fn load(choice: &EngineChoice, options: &LoadOptions) -> Result<Arc<dyn Engi
         (Some(p), _) => p.to_path_buf(),
         (None, Backend::Loopback { .. }) => PathBuf::new(),
         (None, _) => {
-            return Err("no model chosen: pick one in Settings, or pass --model with a model directory \
-                        or a .gguf file"
+            return Err("no model chosen yet: choose one in Settings, or fetch one there (a model \
+                        directory or a .gguf file)"
                 .into())
         }
     };

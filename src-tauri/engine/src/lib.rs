@@ -13,13 +13,17 @@
 //! * [`models`]: discovery of the models already on this machine (Hugging Face cache, LM Studio,
 //!   Ollama, Hearth's folder, the user's folders), each inspected as the loader would;
 //! * [`engines`]: the engine factory (settings → loaded inference engine) the CLI and the shell share;
-//! * [`ui_assets`]: the built web UI, served by the control API to browsers.
+//! * [`ui_assets`]: the built web UI, served by the control API to browsers;
+//! * [`log_ring`]: the recent log lines, redacted, for the dashboard's log view;
+//! * [`doctor`]: named health checks (`hearth doctor`, `GET /api/doctor`), each a verdict and an action.
 
 pub mod app;
 pub mod backend;
 pub mod control;
+pub mod doctor;
 pub mod earnings;
 pub mod engines;
+pub mod log_ring;
 pub mod models;
 pub mod provider;
 pub mod session;

@@ -39,12 +39,26 @@ enum Command {
     Generate(cli::generate::GenerateArgs),
     /// Measure a model's prompt and generation speed.
     Bench(cli::generate::BenchArgs),
+    /// The earnings ledger: `hearth earnings export` writes it as CSV.
+    Earnings {
+        #[command(subcommand)]
+        command: cli::earnings::EarningsCommand,
+    },
+    /// The models on this machine, and fetching more from the Hugging Face hub: `hearth models
+    /// pull | list | remove`.
+    Models {
+        #[command(subcommand)]
+        command: cli::models::ModelsCommand,
+    },
     /// Show the status of the provider running on this machine.
     Status {
         /// Print the raw JSON snapshot.
         #[arg(long)]
         json: bool,
     },
+    /// Check what stands between this machine and earning: the coordinator, its TLS and our token,
+    /// the clock, the model, memory and disk, other inference servers, the power rule.
+    Doctor(cli::doctor::DoctorArgs),
 }
 
 #[derive(Args)]
@@ -175,6 +189,9 @@ fn main() -> Result<()> {
             Command::Pool(args) => pool(args).await,
             Command::Serve(args) => serve(args).await,
             Command::Status { json } => status(json).await,
+            Command::Doctor(args) => cli::doctor::run(args).await,
+            Command::Earnings { command } => cli::earnings::run(command).await,
+            Command::Models { command } => cli::models::run(command).await,
             Command::Local(args) => cli::local::run(args).await,
             Command::Generate(args) => cli::generate::run(args),
             Command::Bench(args) => cli::generate::bench(args),
@@ -329,16 +346,25 @@ fn print_status(s: &Status) {
         println!("not earning: {why}");
     }
     let e = &s.earnings;
+    // Dollars beside credits, at the card's rate (hearth_engine::earnings::format_credits_usd).
+    let money = |credits: i64| {
+        let usd = hearth_engine::earnings::format_credits_usd(credits, e.usd_per_million_credits);
+        format!("{usd} ({credits} credits)")
+    };
     println!(
-        "earnings:    today {} / 7 days {} / total {} credits (estimated, rate card {} from {})",
-        e.today_estimated_credits,
-        e.last_7_days_estimated_credits,
-        e.total_estimated_credits,
+        "earnings:    today {} / 7 days {} / 30 days {} / total {} (estimated, rate card {} from {})",
+        money(e.today_estimated_credits),
+        money(e.last_7_days_estimated_credits),
+        money(e.last_30_days_estimated_credits),
+        money(e.total_estimated_credits),
         e.rate_card_version,
         e.rate_card_source
     );
     if let Some(credited) = e.credited_total_credits {
-        println!("credited:    {credited} credits by the coordinator");
+        println!("credited:    {} by the coordinator", money(credited));
+    }
+    if let Some(gap) = e.estimated_minus_credited.filter(|g| *g != 0) {
+        println!("gap:         {} estimated minus credited", money(gap));
     }
     if let Some(p) = &s.pool {
         match &p.error {

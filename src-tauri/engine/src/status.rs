@@ -148,6 +148,7 @@ pub struct PoolView {
 pub struct EarningsBrief {
     pub today_estimated_credits: i64,
     pub last_7_days_estimated_credits: i64,
+    pub last_30_days_estimated_credits: i64,
     pub total_estimated_credits: i64,
     pub today_jobs: u64,
     pub total_jobs: u64,
@@ -161,6 +162,10 @@ pub struct EarningsBrief {
     /// The rate card the estimates use, and where it came from (`coordinator` or `builtin`).
     pub rate_card_version: String,
     pub rate_card_source: String,
+    /// The card's dollars per million credits, for showing dollars beside credits. 0 (a snapshot
+    /// built by `Default`) means "not said": converters read it as 1.0, the protocol's rate
+    /// (`hearth_ledger::money::effective_rate`).
+    pub usd_per_million_credits: f64,
     /// The last problem with the ledger or the earnings endpoint.
     pub error: Option<String>,
 }

@@ -1,6 +1,13 @@
-//! Logging setup for the binaries: `RUST_LOG` filters, human-readable or JSON lines.
+//! Logging setup for the binaries (`hearth` and the Tauri shell both call [`init`]): `RUST_LOG`
+//! filters what goes to stderr, human-readable or JSON lines; beside it the log view's ring
+//! ([`crate::log_ring`]) keeps the recent lines at `info` and above whatever `RUST_LOG` says, so
+//! the dashboard shows the same thing however the app was started. Both outputs are redacted.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::log_ring::{RedactingStderr, RingLayer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -10,9 +17,13 @@ pub enum LogFormat {
 
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let stderr = tracing_subscriber::fmt::layer().with_writer(RedactingStderr);
+    let stderr = match format {
+        LogFormat::Human => stderr.boxed(),
+        LogFormat::Json => stderr.json().flatten_event(true).boxed(),
     };
+    // The ring has its own filter: the log view should not go quiet because a terminal asked for
+    // warnings only, nor fill with a dependency's debug chatter because it asked for more.
+    let ring = RingLayer::new().with_filter(EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry().with(stderr.with_filter(filter)).with(ring).try_init();
 }

@@ -26,6 +26,10 @@ pub enum LedgerError {
     #[error("invalid job record: {0}")]
     InvalidRecord(String),
 
+    /// Writing the CSV export failed.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+
     /// The caller asked for something that makes no sense (e.g. an hourly range that is reversed
     /// or too long to chart).
     #[error("invalid ledger query: {0}")]

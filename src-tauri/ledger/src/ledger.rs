@@ -14,7 +14,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::error::LedgerError;
 use crate::job::{JobOutcome, JobRecord};
 use crate::schema;
-use crate::summary::{CreditedSnapshot, CreditedView, EarningsSummary, HourBucket, PeriodTotals};
+use crate::summary::{
+    CreditedSnapshot, CreditedView, EarningsSummary, HourBucket, ModelTotals, PeriodTotals,
+};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -163,14 +165,16 @@ impl Ledger {
             .optional()?)
     }
 
-    /// Today (UTC), the rolling last 7 days and all time, with the credited figure and the gap.
+    /// Today (UTC), the rolling last 7 and 30 days and all time, with the credited figure and the
+    /// gap.
     pub fn summary(&self, now_unix_ms: i64) -> Result<EarningsSummary, LedgerError> {
         let today_start = now_unix_ms.div_euclid(DAY_MS) * DAY_MS;
-        let (today, last_7_days, total) = {
+        let (today, last_7_days, last_30_days, total) = {
             let conn = self.lock();
             (
                 totals_since(&conn, today_start)?,
                 totals_since(&conn, now_unix_ms.saturating_sub(7 * DAY_MS))?,
+                totals_since(&conn, now_unix_ms.saturating_sub(30 * DAY_MS))?,
                 totals_since(&conn, i64::MIN)?,
             )
         };
@@ -183,9 +187,50 @@ impl Ledger {
             today_start_unix_ms: today_start,
             today,
             last_7_days,
+            last_30_days,
             total,
             credited,
         })
+    }
+
+    /// Totals per model for the jobs that ended in `[from, to)`, the best-earning model first (then
+    /// by most jobs, then by id, so the order is stable). Every model that ran appears, even one
+    /// whose jobs all failed: work done for nothing is worth seeing.
+    pub fn by_model(&self, from_unix_ms: i64, to_unix_ms: i64) -> Result<Vec<ModelTotals>, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT model_id, COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),
+                    COALESCE(SUM(estimated_credits), 0),
+                    COALESCE(SUM(outcome = 'lost'), 0), COALESCE(SUM(outcome LIKE 'error:%'), 0)
+             FROM jobs WHERE ended_at >= ?1 AND ended_at < ?2
+             GROUP BY model_id
+             ORDER BY SUM(estimated_credits) DESC, COUNT(*) DESC, model_id ASC",
+        )?;
+        let rows = stmt.query_map([from_unix_ms, to_unix_ms], |r| {
+            Ok(ModelTotals {
+                model_id: r.get(0)?,
+                totals: PeriodTotals {
+                    jobs: to_u64(r.get(1)?),
+                    prompt_tokens: to_u64(r.get(2)?),
+                    completion_tokens: to_u64(r.get(3)?),
+                    estimated_credits: r.get(4)?,
+                    lost_jobs: to_u64(r.get(5)?),
+                    error_jobs: to_u64(r.get(6)?),
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every job that ended in `[from, to)`, oldest first (by `ended_at`, then insertion order):
+    /// the rows of the CSV export. Unbounded on purpose: an export is the whole range.
+    pub fn jobs_between(&self, from_unix_ms: i64, to_unix_ms: i64) -> Result<Vec<JobRecord>, LedgerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE ended_at >= ?1 AND ended_at < ?2 ORDER BY ended_at ASC, rowid ASC"
+        ))?;
+        let rows = stmt.query_map([from_unix_ms, to_unix_ms], row_to_job)?;
+        rows.map(|r| r?).collect()
     }
 
     /// Per-UTC-hour totals for charts, **dense**: one bucket for every hour from the hour

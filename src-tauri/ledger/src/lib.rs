@@ -14,6 +14,9 @@
 //! The UI shows both and the gap ([`EarningsSummary`]). Nothing here re-sends usage: the protocol has
 //! no such mechanism, and a lost job is shown as lost, never counted as earned.
 //!
+//! Credits are shown as dollars too ([`money`], at the card's `usd_per_million_credits`), and the
+//! jobs can be written out as CSV ([`export`]), by one writer for every way out.
+//!
 //! # Threading
 //! The API is blocking (SQLite on the local disk). [`Ledger`] is `Send + Sync` (one connection behind
 //! a mutex), so share it as `Arc<Ledger>` and call it from `tokio::task::spawn_blocking`, or from a
@@ -21,14 +24,17 @@
 //! disk write must not delay reading frames.
 
 pub mod error;
+pub mod export;
 pub mod job;
 pub mod ledger;
+pub mod money;
 pub mod pricing;
 pub mod schema;
 pub mod summary;
 
 pub use error::LedgerError;
+pub use export::{jobs_csv, write_jobs_csv, ExportError, CSV_COLUMNS, CSV_CONTENT_TYPE};
 pub use job::{JobOutcome, JobRecord};
 pub use ledger::Ledger;
 pub use pricing::{estimate_provider_credits, RateCard, RateRow, BUILTIN_RATE_CARD_VERSION};
-pub use summary::{CreditedSnapshot, CreditedView, EarningsSummary, HourBucket, PeriodTotals};
+pub use summary::{CreditedSnapshot, CreditedView, EarningsSummary, HourBucket, ModelTotals, PeriodTotals};

@@ -34,6 +34,15 @@ pub struct PeriodTotals {
     pub error_jobs: u64,
 }
 
+/// One model's totals over a period (the "earnings by model" table).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelTotals {
+    /// As the job recorded it (the id the provider announced).
+    pub model_id: String,
+    #[serde(flatten)]
+    pub totals: PeriodTotals,
+}
+
 /// What the coordinator last said it credited, and how far our estimate is from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreditedView {
@@ -57,6 +66,9 @@ pub struct EarningsSummary {
     pub today: PeriodTotals,
     /// Jobs that ended in the rolling 7 × 24 h before `now`.
     pub last_7_days: PeriodTotals,
+    /// Jobs that ended in the rolling 30 × 24 h before `now`.
+    #[serde(default)]
+    pub last_30_days: PeriodTotals,
     /// Everything in the ledger.
     pub total: PeriodTotals,
     /// `None` until the earnings endpoint has been polled successfully once.

@@ -3,7 +3,9 @@
 //! itself. What they answer and reject with is what ui/src/transport.ts reads.
 
 use hearth_engine::backend::{PutSettingsError, SettingsView};
+use hearth_engine::doctor::DoctorReport;
 use hearth_engine::earnings::{EarningsRange, EarningsReport};
+use hearth_engine::log_ring::{LogPage, LogQuery};
 use hearth_engine::models::LocalModel;
 use hearth_engine::status::Status;
 use hearth_settings::{FieldError, Keychain, ProviderToken, Settings};
@@ -92,6 +94,35 @@ pub async fn earnings(engine: State<'_, EngineLink>, range: String) -> Result<Ea
     let range: EarningsRange =
         range.parse().map_err(|_| CommandError::failed(format!("unknown range {range:?}")))?;
     engine.call(move |b| b.earnings(range, EARNINGS_LIMIT)).await?.map_err(CommandError::failed)
+}
+
+/// The range's jobs as CSV text, written by the same function as `GET /api/earnings.csv` and
+/// `hearth earnings export`; the page saves it as a download.
+#[tauri::command]
+pub async fn earnings_csv(engine: State<'_, EngineLink>, range: String) -> Result<String> {
+    let range: EarningsRange =
+        range.parse().map_err(|_| CommandError::failed(format!("unknown range {range:?}")))?;
+    let bytes = engine.call(move |b| b.earnings_csv(range)).await?.map_err(CommandError::failed)?;
+    // The writer only ever writes UTF-8 (the ledger's text columns are Rust strings).
+    String::from_utf8(bytes).map_err(CommandError::failed)
+}
+
+/// The recent log lines (redacted), as `GET /api/logs` answers them.
+#[tauri::command]
+pub async fn logs(
+    engine: State<'_, EngineLink>,
+    level: Option<String>,
+    limit: Option<usize>,
+    after: Option<u64>,
+) -> Result<LogPage> {
+    let query = LogQuery { level, limit, after };
+    engine.call(move |b| b.logs(&query)).await?.map_err(CommandError::failed)
+}
+
+/// Runs the doctor's checks in the engine, as `GET /api/doctor` does.
+#[tauri::command]
+pub async fn doctor(engine: State<'_, EngineLink>) -> Result<DoctorReport> {
+    Ok(engine.call(|b| b.doctor()).await?)
 }
 
 /// Stores (or with `null`, removes) the provider token in the OS keychain, under the provider id

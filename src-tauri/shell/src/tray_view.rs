@@ -1,6 +1,7 @@
 //! What the tray shows for a snapshot: icon, tooltip and the menu's text lines. A pure mapping, so
 //! it is tested without a desktop.
 
+use hearth_engine::earnings::format_credits_usd;
 use hearth_engine::status::{ProviderPhase, Status};
 
 /// One tray icon per state (icons/tray-*.png).
@@ -64,7 +65,10 @@ impl TrayView {
         };
         let label = phase_label(s.phase);
         let today = s.earnings.today_estimated_credits;
-        let earnings_line = format!("Today: {today} credits ({} jobs)", s.earnings.today_jobs);
+        // Dollars first (what people read), the credits they come from beside them; the same
+        // formatting as `hearth status`.
+        let usd = format_credits_usd(today, s.earnings.usd_per_million_credits);
+        let earnings_line = format!("Today: {usd} · {today} credits ({} jobs)", s.earnings.today_jobs);
         // The power policy holding serving back (fewer slots, or none) is the answer to "why am I
         // earning less?" while the provider is on; a stop, an outage or an error says more itself.
         let held_back = s.power.as_ref().filter(|p| p.mode != "serving");
@@ -113,8 +117,12 @@ mod tests {
         s.earnings.today_jobs = 3;
         let v = TrayView::of(&s);
         assert_eq!((v.icon, v.toggle_label), (TrayIcon::Ready, "Stop"));
-        assert_eq!(v.earnings_line, "Today: 42 credits (3 jobs)");
-        assert!(v.tooltip.contains("Ready") && v.tooltip.contains("42 credits"));
+        // No rate in the snapshot: the protocol's 10^6 credits = $1.
+        assert_eq!(v.earnings_line, "Today: $0.000042 · 42 credits (3 jobs)");
+        assert!(v.tooltip.contains("Ready") && v.tooltip.contains("$0.000042"));
+        s.earnings.today_estimated_credits = 12_345_678;
+        s.earnings.usd_per_million_credits = 2.0;
+        assert_eq!(TrayView::of(&s).earnings_line, "Today: $24.69 · 12345678 credits (3 jobs)");
 
         for (phase, icon) in [
             (ProviderPhase::Offline, TrayIcon::Connecting),

@@ -7,7 +7,8 @@ use hearth_settings::{resolve_token, Settings, SettingsError};
 use super::choice::ProviderChoice;
 use super::state::{AppState, Command};
 use crate::backend::{ControlBackend, EffectiveSettings, PutSettingsError, SettingsView};
-use crate::earnings::{EarningsRange, EarningsReport};
+use crate::earnings::{CardInfo, EarningsRange, EarningsReport};
+use crate::models::fetch::{FetchError, PullRequest, PullView};
 use crate::models::LocalModel;
 use crate::status::unix_ms;
 
@@ -70,12 +71,49 @@ impl ControlBackend for AppState {
         crate::models::discover(&roots, crate::system::total_ram_bytes())
     }
 
+    fn pull_model(&self, request: PullRequest) -> Result<PullView, FetchError> {
+        self.pulls.start(request)
+    }
+
+    fn pulls(&self) -> Vec<PullView> {
+        self.pulls.list()
+    }
+
+    fn cancel_pull(&self, id: &str) -> Option<PullView> {
+        self.pulls.cancel(id)
+    }
+
     fn earnings(&self, range: EarningsRange, limit: usize) -> Result<EarningsReport, String> {
-        let (version, source) = {
+        let (version, source, usd_per_million_credits) = {
             let c = self.card.read().unwrap_or_else(|e| e.into_inner());
-            (c.card.version.clone(), c.source)
+            (c.card.version.clone(), c.source, c.card.usd_per_million_credits)
         };
-        crate::earnings::report(&self.ledger, range, unix_ms() as i64, limit, (&version, source))
+        let card = CardInfo { version: &version, source, usd_per_million_credits };
+        crate::earnings::report(&self.ledger, range, unix_ms() as i64, limit, card).map_err(|e| e.to_string())
+    }
+
+    fn earnings_csv(&self, range: EarningsRange) -> Result<Vec<u8>, String> {
+        let rate = self.card.read().unwrap_or_else(|e| e.into_inner()).card.usd_per_million_credits;
+        crate::earnings::csv(&self.ledger, range, unix_ms() as i64, rate)
+            .map(|export| export.bytes)
             .map_err(|e| e.to_string())
+    }
+
+    fn doctor(&self) -> crate::doctor::DoctorReport {
+        let settings = self.settings.borrow().clone();
+        let choice = ProviderChoice::of(&settings, &self.overrides);
+        let view = crate::doctor::AppView {
+            settings_path: self.store.path().to_path_buf(),
+            coordinator: choice.coordinator,
+            provider_id: choice.provider_id,
+            engine: choice.engine.kind,
+            model_path: choice.engine.model_path,
+            loopback_url: choice.engine.loopback_url,
+            status: self.hub.snapshot(),
+            // The roots are resolved from the data folder: `<data>/models`.
+            data_dir: self.roots.hearth_models.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+            hf_cache: self.roots.hf_hub_cache.clone(),
+        };
+        crate::doctor::run_blocking(view.into_inputs())
     }
 }

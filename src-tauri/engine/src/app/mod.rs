@@ -45,6 +45,7 @@ use self::state::{AppState, Command};
 use self::supervisor::Supervisor;
 use crate::backend::ControlBackend;
 use crate::control::{ControlError, ControlServer};
+use crate::models::fetch::Pulls;
 use crate::models::ModelRoots;
 use crate::status::{ProviderPhase, Status, StatusHub};
 
@@ -86,6 +87,7 @@ impl App {
         let (ledger, recorder) = open_ledger(&config.paths, &data_dir, &card, &hub).await?;
 
         let (commands, command_rx) = mpsc::unbounded_channel();
+        let roots = ModelRoots::from_env(&data_dir);
         let state = Arc::new(AppState {
             hub,
             ledger,
@@ -94,7 +96,8 @@ impl App {
             settings: watch::channel(settings).0,
             overrides: config.overrides.clone(),
             commands,
-            roots: ModelRoots::from_env(&data_dir),
+            pulls: Pulls::new(roots.hf_hub_cache.clone()),
+            roots,
         });
         let control = start_control_api(&state, config.control_listen, &data_dir).await?;
 
@@ -182,6 +185,7 @@ fn initial_status(settings: &Settings, config: &AppConfig, settings_path: &Path)
     initial.settings.pinned = config.overrides.pinned();
     initial.earnings.rate_card_version = hearth_ledger::BUILTIN_RATE_CARD_VERSION.into();
     initial.earnings.rate_card_source = "builtin".into();
+    initial.earnings.usd_per_million_credits = hearth_ledger::RateCard::builtin().usd_per_million_credits;
     initial.set_phase(ProviderPhase::Stopped, "not started");
     initial
 }

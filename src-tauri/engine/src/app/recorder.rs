@@ -223,6 +223,7 @@ impl Worker {
                 let e = &mut s.earnings;
                 e.today_estimated_credits = sum.today.estimated_credits;
                 e.last_7_days_estimated_credits = sum.last_7_days.estimated_credits;
+                e.last_30_days_estimated_credits = sum.last_30_days.estimated_credits;
                 e.total_estimated_credits = sum.total.estimated_credits;
                 e.today_jobs = sum.today.jobs;
                 e.total_jobs = sum.total.jobs;

@@ -197,11 +197,13 @@ pub async fn poll_rate_card(
         let wait = match fetched {
             Ok(c) => {
                 let version = c.version.clone();
+                let usd_per_million_credits = c.usd_per_million_credits;
                 *card.write().unwrap_or_else(|e| e.into_inner()) =
                     super::recorder::CardInForce { card: c, source: "coordinator" };
                 hub.update(|s| {
                     s.earnings.rate_card_version = version;
                     s.earnings.rate_card_source = "coordinator".into();
+                    s.earnings.usd_per_million_credits = usd_per_million_credits;
                 });
                 recorder.refresh();
                 every

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::config::Overrides;
 use super::recorder::SharedCard;
+use crate::models::fetch::Pulls;
 use crate::models::ModelRoots;
 use crate::status::StatusHub;
 
@@ -34,6 +35,8 @@ pub(super) struct AppState {
     pub overrides: Overrides,
     pub commands: mpsc::UnboundedSender<Command>,
     pub roots: ModelRoots,
+    /// Model pulls running in the background (`POST /api/models/pull`), into `roots`' hub cache.
+    pub pulls: Pulls,
 }
 
 impl AppState {

@@ -176,9 +176,13 @@ impl Supervisor {
             let loaded = tokio::task::spawn_blocking(move || factory(&engine_choice)).await;
             let engine = match loaded {
                 Ok(Ok(engine)) => engine,
-                Ok(Err(e)) => return SwitchOutcome::Failed(format!("model not loaded: {e}; still serving {serving}")),
+                Ok(Err(e)) => {
+                    return SwitchOutcome::Failed(format!("model not loaded: {e}; still serving {serving}"))
+                }
                 Err(e) => {
-                    return SwitchOutcome::Failed(format!("model not loaded: the loader failed: {e}; still serving {serving}"))
+                    return SwitchOutcome::Failed(format!(
+                        "model not loaded: the loader failed: {e}; still serving {serving}"
+                    ))
                 }
             };
             let slots = crate::engines::slots_offered(engine.as_ref(), slots_wanted);
@@ -288,7 +292,11 @@ impl Supervisor {
         };
         let id = choice.provider_id.clone();
         let token = match tokio::task::spawn_blocking(move || resolve_token(&id)).await {
-            Ok(Ok(t)) => t.map(|r| r.token),
+            Ok(Ok(t)) => t.map(|r| {
+                // From here on no log line (the ring, stderr) may show it.
+                crate::log_ring::add_secret(r.token.expose());
+                r.token
+            }),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "no provider token from the keychain; connecting without one");
                 None
@@ -372,7 +380,9 @@ enum SwitchOutcome {
     Failed(String),
 }
 
-async fn switch_finished(switching: &mut Option<(ProviderChoice, JoinHandle<SwitchOutcome>)>) -> SwitchOutcome {
+async fn switch_finished(
+    switching: &mut Option<(ProviderChoice, JoinHandle<SwitchOutcome>)>,
+) -> SwitchOutcome {
     match switching {
         Some((_, task)) => match task.await {
             Ok(outcome) => outcome,

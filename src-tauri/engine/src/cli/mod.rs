@@ -1,7 +1,10 @@
 //! The `hearth` commands that need a real model: choosing and loading an engine, `generate`,
-//! `bench` and `local`; and how `serve` and `local` judge their first start.
+//! `bench` and `local`; how `serve` and `local` judge their first start; and `earnings export`.
 
+pub mod doctor;
+pub mod earnings;
 pub mod engine;
 pub mod generate;
 pub mod local;
+pub mod models;
 pub mod startup;

@@ -187,7 +187,7 @@ fn describe(
     }
 }
 
-fn fit(needed: u64, ram: u64) -> Fit {
+pub(super) fn fit(needed: u64, ram: u64) -> Fit {
     if needed as f64 <= ram as f64 * COMFORTABLE_SHARE {
         Fit::Fits
     } else if needed <= ram {
@@ -225,7 +225,7 @@ fn file_label(path: &Path) -> String {
 }
 
 /// `1.2 GiB`, `350 MiB`, `900 KiB`.
-fn human(bytes: u64) -> String {
+pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64 / 1024.0;
     let mut unit = 0;

@@ -16,9 +16,11 @@
 //! * [`hf_cache`]: the Hugging Face hub cache's `models--org--name/snapshots/<rev>` layout;
 //! * [`ollama`]: Ollama's manifests and the GGUF blobs they point at;
 //! * [`entry`]: inspection of one candidate into a [`LocalModel`] (engine, size, quantization,
-//!   whether it fits this machine's RAM).
+//!   whether it fits this machine's RAM);
+//! * [`fetch`]: pulling a model from the Hugging Face hub into its cache (`hearth models pull`).
 
 mod entry;
+pub mod fetch;
 mod found;
 mod hf_cache;
 mod ollama;
@@ -28,9 +30,9 @@ mod walk;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub use entry::{Fit, LocalModel, ModelEngine, Quantization};
+pub use entry::{human as human_bytes, Fit, LocalModel, ModelEngine, Quantization};
 pub use found::ModelSource;
-pub use roots::ModelRoots;
+pub use roots::{hf_hub_cache_from_env, ModelRoots};
 
 /// Every model under `roots`, grouped by source (in [`ModelSource`]'s order) and sorted by name.
 /// Nothing here is fatal: unreadable folders are skipped (a user folder that cannot be read gets an

@@ -29,16 +29,12 @@ impl ModelRoots {
     ///
     /// An empty variable counts as unset.
     pub fn from_env(data_dir: &Path) -> Self {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let home = var("HOME");
+        let home = env_path("HOME");
         let under_home = |rel: &str| home.as_ref().map(|h| h.join(rel));
-        let hf_hub_cache = var("HF_HUB_CACHE")
-            .or_else(|| var("HF_HOME").map(|h| h.join("hub")))
-            .or_else(|| var("XDG_CACHE_HOME").map(|c| c.join("huggingface/hub")))
-            .or_else(|| under_home(".cache/huggingface/hub"));
+        let hf_hub_cache = hf_hub_cache_from_env();
         let lm_studio =
             [".lmstudio/models", ".cache/lm-studio/models"].iter().filter_map(|r| under_home(r)).collect();
-        let ollama = var("OLLAMA_MODELS").or_else(|| under_home(".ollama/models"));
+        let ollama = env_path("OLLAMA_MODELS").or_else(|| under_home(".ollama/models"));
         Self {
             hearth_models: data_dir.join("models"),
             hf_hub_cache,
@@ -53,4 +49,20 @@ impl ModelRoots {
         self.user_folders = folders.to_vec();
         self
     }
+}
+
+/// The Hugging Face hub cache: `HF_HUB_CACHE`, else `HF_HOME/hub`, else
+/// `XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`. The one definition both
+/// discovery (which reads it) and `hearth models pull` (which writes it) use, so a pulled model is
+/// always where the picker looks.
+pub fn hf_hub_cache_from_env() -> Option<PathBuf> {
+    env_path("HF_HUB_CACHE")
+        .or_else(|| env_path("HF_HOME").map(|h| h.join("hub")))
+        .or_else(|| env_path("XDG_CACHE_HOME").map(|c| c.join("huggingface/hub")))
+        .or_else(|| env_path("HOME").map(|h| h.join(".cache/huggingface/hub")))
+}
+
+/// A path from the environment; an empty variable counts as unset.
+fn env_path(key: &str) -> Option<PathBuf> {
+    std::env::var_os(key).filter(|v| !v.is_empty()).map(PathBuf::from)
 }

@@ -253,7 +253,7 @@ fn is_projector(file_name: &str) -> bool {
 
 /// `name-00001-of-00003.gguf` → `("name", 1, 3)`: llama.cpp's split naming (five digits each). A
 /// "split" of one part is a plain file.
-fn split_part(file_name: &str) -> Option<(&str, u32, u32)> {
+pub(super) fn split_part(file_name: &str) -> Option<(&str, u32, u32)> {
     let stem = file_name.get(..file_name.len().checked_sub(5)?)?;
     let (rest, total) = stem.rsplit_once("-of-")?;
     let (prefix, part) = rest.rsplit_once('-')?;

@@ -131,29 +131,36 @@ pub async fn connect(config: &ProviderConfig) -> Result<Connected, ConnectError>
 
 /// TLS that trusts the platform roots plus the certificates in `path`.
 fn tls_connector(path: &std::path::Path) -> Result<Connector, ConnectError> {
+    Ok(Connector::Rustls(Arc::new(tls_client_config(Some(path))?)))
+}
+
+/// The session's TLS client configuration: the platform roots, plus the certificates in
+/// `extra_ca` when given. Public so that `hearth doctor` judges a coordinator's certificate exactly
+/// as the session will.
+pub fn tls_client_config(extra_ca: Option<&std::path::Path>) -> Result<rustls::ClientConfig, ConnectError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
-    let err = |problem: String| ConnectError::CaFile { path: path.display().to_string(), problem };
+    let shown = extra_ca.map(|p| p.display().to_string()).unwrap_or_default();
+    let err = |problem: String| ConnectError::CaFile { path: shown.clone(), problem };
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
     }
-    let mut added = 0;
-    for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
-        let cert = cert.map_err(|e| err(e.to_string()))?;
-        roots.add(cert).map_err(|e| err(e.to_string()))?;
-        added += 1;
+    if let Some(path) = extra_ca {
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
+            let cert = cert.map_err(|e| err(e.to_string()))?;
+            roots.add(cert).map_err(|e| err(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(err("it holds no PEM certificate".into()));
+        }
     }
-    if added == 0 {
-        return Err(err("it holds no PEM certificate".into()));
-    }
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| err(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    Ok(Connector::Rustls(Arc::new(config)))
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(e.to_string()))
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// Dead-link detection at the transport: keepalive probes on an idle link and a cap on how long

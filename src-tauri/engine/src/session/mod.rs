@@ -316,8 +316,9 @@ async fn run_session(
     shared.announce_state(&flags, &outbox, Some("model_loaded"));
     let heartbeat_interval = ticker.interval;
     let heartbeat = tokio::spawn(ticker.run(shared.clone(), flags.clone(), outbox.clone()).in_current_span());
-    let reporter =
-        tokio::spawn(reporter::run(shared.clone(), flags.clone(), outbox.clone(), heartbeat_interval).in_current_span());
+    let reporter = tokio::spawn(
+        reporter::run(shared.clone(), flags.clone(), outbox.clone(), heartbeat_interval).in_current_span(),
+    );
     let rtt = tokio::spawn(sample_rtt(shared.clone(), fd).in_current_span());
 
     let end = ctx.serve(&mut inbound, &mut writer, shutdown).await;

@@ -144,7 +144,8 @@ impl Relay {
             let what = format!("this provider serves {served:?}, not {:?}", parsed.model);
             return self.refuse(&request, EndStatus::ErrorModelNotLoaded, "model_not_loaded", &what, true);
         }
-        let job = Arc::new(RunningJob { cancel: CancelToken::new(), cancel_reason: Mutex::new(None), engine });
+        let job =
+            Arc::new(RunningJob { cancel: CancelToken::new(), cancel_reason: Mutex::new(None), engine });
         self.jobs.lock().unwrap().insert(id.clone(), job.clone());
         self.active.send_modify(|n| *n += 1);
         let relay = self.clone();

@@ -16,7 +16,12 @@ use super::writer::Outbox;
 /// After a model swap it first sends a heartbeat, the frame that carries `model_id`, then the state
 /// (`model_loaded`): in that order the coordinator never sees the provider ready for the old model
 /// while the new one serves. `heartbeat_interval` is the session's, for the heartbeat's window.
-pub(super) async fn run(shared: Arc<Shared>, flags: Arc<SessionFlags>, outbox: Outbox, heartbeat_interval: Duration) {
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    flags: Arc<SessionFlags>,
+    outbox: Outbox,
+    heartbeat_interval: Duration,
+) {
     let mut flag_changes = flags.watch_changes();
     let mut capacity = shared.capacity_changes();
     let mut generation = shared.engine_generation();
