@@ -123,3 +123,70 @@ async fn a_model_switch_finishes_the_job_on_the_old_model_and_serves_the_next_on
     assert_eq!(still.status(), 200);
     assert_eq!(control.status().await["connection"]["reconnects"], 0);
 }
+
+/// `hearth models use NAME` against a running `hearth serve` on a real model (the cpu engine on the
+/// tiny MLX fixtures): the model Hearth's folder holds is found by name and swapped in, with real
+/// completions before and after and no reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hearth_models_use_switches_a_running_provider_between_real_models() {
+    let Some(fixtures) = hearth_testkit::shared_fixtures::fixture_models_if_present() else {
+        eprintln!("skipped: shared fixtures not found (set HEARTH_SHARED_DIR)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pool = HEARTH.pool(dir.path(), free_port(), &[]).await;
+    let home = dir.path().join("p1");
+    let models = home.join("data/models");
+    std::fs::create_dir_all(&models).unwrap();
+    for name in ["tiny-llama-4bit", "tiny-qwen2-4bit"] {
+        std::os::unix::fs::symlink(fixtures.join(name), models.join(name)).unwrap();
+    }
+    let file = home.join("config/settings.toml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let first = models.join("tiny-llama-4bit");
+    let text = settings(&pool.ws_url(), &first).replace("engine = \"scripted\"", "engine = \"cpu\"");
+    std::fs::write(&file, text).unwrap();
+    let empty_hf = dir.path().join("hf");
+    let hf = empty_hf.to_str().unwrap();
+    let proc = HEARTH.serve(&home, &[], &[("HF_HOME", hf)]);
+    let control = Control::wait(&home, &proc, Duration::from_secs(10)).await;
+    pool.wait_ready(1, Duration::from_secs(30)).await;
+    assert_eq!(pool_models(&pool).await, ["tiny-llama-4bit"]);
+    let before = pool.post_chat(&chat("tiny-llama-4bit", "hello", 4, false)).await;
+    assert_eq!(before.status(), 200);
+
+    let out = HEARTH
+        .command()
+        .env("HEARTH_HOME", &home)
+        .env("HF_HOME", hf)
+        .args(["models", "use", "tiny-qwen2-4bit"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("switching to") && said.contains("tiny-qwen2-4bit"), "{said}");
+    poll_until(
+        "the pool to hear the qwen model",
+        Duration::from_secs(30),
+        || pool_models(&pool),
+        |m| m == &["tiny-qwen2-4bit"],
+    )
+    .await;
+    let after = pool.post_chat(&chat("tiny-qwen2-4bit", "hello", 4, false)).await;
+    assert_eq!(after.status(), 200);
+    let body: Value = after.json().await.unwrap();
+    assert!(body["usage"]["completion_tokens"].as_u64() > Some(0), "{body}");
+    assert_eq!(control.status().await["connection"]["reconnects"], 0);
+
+    // A name that is not here says what to do.
+    let out = HEARTH
+        .command()
+        .env("HEARTH_HOME", &home)
+        .env("HF_HOME", hf)
+        .args(["models", "use", "no-such-model"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hearth models list") && err.contains("hearth models pull"), "{err}");
+}

@@ -212,6 +212,18 @@ async fn pool(args: PoolArgs) -> Result<()> {
     hearth_pool::run(config, shutdown_signal()).await.context("the local pool failed")
 }
 
+/// The engine `hearth serve` pins: the one `--engine` names; with `--model`, the platform's for a
+/// model; with only `--model-id`, the scripted engine (a provider announcing a model it does not
+/// have is a demo or a test). Otherwise none: the settings decide, and a model switch in Settings
+/// or `hearth models use` may change the engine too.
+fn serve_engine(e: &EngineArgs) -> Option<hearth_settings::EngineKind> {
+    match (e.engine, &e.model, &e.model_id) {
+        (None, None, None) => None,
+        (None, None, Some(_)) => Some(hearth_settings::EngineKind::Scripted),
+        (engine, model, _) => Some(cli::engine::resolve_kind(engine, model.is_some())),
+    }
+}
+
 async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(id) = &args.provider_id {
         if !hearth_protocol::is_safe_id(id) {
@@ -228,7 +240,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         coordinator: args.coordinator,
         provider_id: args.provider_id,
         slots: args.slots,
-        engine: Some(cli::engine::resolve_kind(args.engine.engine, args.engine.model.is_some())),
+        engine: serve_engine(&args.engine),
         model_id: args.engine.model_id.clone(),
         model_path: args.engine.model.clone(),
     };

@@ -1,5 +1,6 @@
-//! `hearth models pull | list | remove`: the models on this machine, and fetching more from the
-//! Hugging Face hub into its cache (where mlx_lm and LM Studio find them too).
+//! `hearth models pull | list | remove | use`: the models on this machine, fetching more from the
+//! Hugging Face hub into its cache (where mlx_lm and LM Studio find them too), and choosing the one
+//! to serve.
 //!
 //! `pull` works without a running provider: it writes the cache itself, and a running app's
 //! Settings window lists the model at its next look (discovery reads the cache per call).
@@ -8,10 +9,15 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::bail;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use hearth_engine::control;
 use hearth_engine::models::fetch::{self, FetchError, Hub, Progress, PullOptions, PullSpec};
-use hearth_engine::models::{discover, hf_hub_cache_from_env, human_bytes, Fit, LocalModel, ModelRoots};
+use hearth_engine::models::{
+    discover, hf_hub_cache_from_env, human_bytes, Fit, LocalModel, ModelEngine, ModelRoots,
+};
+use hearth_settings::EngineKind;
 use hearth_settings::{HearthPaths, SettingsStore};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use tokio_util::sync::CancellationToken;
@@ -34,6 +40,14 @@ pub enum ModelsCommand {
         /// The repository, as `hearth models list` names it (org/name).
         repo: String,
     },
+    /// Serve this model: a name `hearth models list` shows, or a model folder or .gguf file. A
+    /// running provider loads it beside the current one and swaps between jobs; otherwise the
+    /// settings are saved for the next start.
+    Use {
+        /// A name from `hearth models list` (or its unique end, e.g. `Qwen2.5-0.5B-Instruct-4bit`),
+        /// or a path.
+        model: String,
+    },
 }
 
 #[derive(Args)]
@@ -53,6 +67,7 @@ pub async fn run(command: ModelsCommand) -> Result<()> {
         ModelsCommand::Pull(args) => pull(args).await,
         ModelsCommand::List { json } => list(json),
         ModelsCommand::Remove { repo } => remove(&repo),
+        ModelsCommand::Use { model } => use_model(&model).await,
     }
 }
 
@@ -221,5 +236,95 @@ fn remove(repo: &str) -> Result<()> {
     let cache = hf_hub_cache_from_env().ok_or(FetchError::NoCache)?;
     let (dir, bytes) = fetch::remove_repo(&cache, repo)?;
     println!("removed {repo} ({} freed): {}", human_bytes(bytes), dir.display());
+    Ok(())
+}
+
+/// The model `wanted` names: a path as given, else the one discovered model whose name is it or
+/// ends with it. Returns the path and the engine that runs it.
+fn resolve_model(wanted: &str, models: &[LocalModel]) -> Result<(std::path::PathBuf, EngineKind)> {
+    let engine_of = |m: &LocalModel| match m.engine {
+        Some(ModelEngine::Gguf) => EngineKind::Gguf,
+        Some(ModelEngine::Mlx) => EngineKind::Mlx,
+        Some(ModelEngine::Cpu) => EngineKind::Cpu,
+        None => EngineKind::default(),
+    };
+    let path = std::path::Path::new(wanted);
+    if path.is_absolute() || path.exists() {
+        let path = std::fs::canonicalize(path).with_context(|| format!("no model at {wanted}"))?;
+        let found = models.iter().find(|m| m.path == path);
+        let engine = match found {
+            Some(m) => engine_of(m),
+            None if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) => EngineKind::Gguf,
+            None => EngineKind::default(),
+        };
+        return Ok((path, engine));
+    }
+    let exact: Vec<&LocalModel> = models.iter().filter(|m| m.name == wanted).collect();
+    let matches = if exact.is_empty() {
+        models
+            .iter()
+            .filter(|m| m.name.ends_with(&format!("/{wanted}")) || m.name.ends_with(wanted))
+            .collect()
+    } else {
+        exact
+    };
+    match matches.as_slice() {
+        [] => bail!(
+            "no model named {wanted:?} on this machine: `hearth models list` shows what is here, \
+             `hearth models pull org/name` fetches one"
+        ),
+        [m] if !m.loadable => bail!(
+            "{} cannot be served: {}",
+            m.name,
+            m.problems.first().map(String::as_str).unwrap_or("it does not load")
+        ),
+        [m] => Ok((m.path.clone(), engine_of(m))),
+        many => bail!(
+            "{wanted:?} names {} models ({}): give the whole name",
+            many.len(),
+            many.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+async fn use_model(wanted: &str) -> Result<()> {
+    let models = discover(&roots()?, hearth_engine::system::total_ram_bytes());
+    let (path, engine) = resolve_model(wanted, &models)?;
+    let body = serde_json::json!({ "model_path": path, "engine": engine });
+    // A running app takes it through its control API, as the Settings window does, so the switch
+    // happens in place; without one the settings file is all there is to change.
+    if let Ok(endpoint) = control::find_endpoint(&control::data_dir()) {
+        let url = format!("{}/api/settings", endpoint.url);
+        let sent = reqwest::Client::new()
+            .put(&url)
+            .bearer_auth(&endpoint.token)
+            .json(&body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        if let Ok(response) = sent {
+            let ok = response.status().is_success();
+            let text = response.text().await.unwrap_or_default();
+            if !ok {
+                bail!("the running provider refused the model: {text}");
+            }
+            println!(
+                "switching to {}: the running provider loads it beside the current model and swaps \
+                 between jobs (`hearth status` shows when it serves)",
+                path.display()
+            );
+            return Ok(());
+        }
+    }
+    let paths = HearthPaths::resolve().context("cannot find Hearth's folders")?;
+    let store = SettingsStore::new(paths.settings_file());
+    let mut settings = store.load_or_init()?;
+    settings.model_path = Some(path.clone());
+    settings.engine = engine;
+    if let Err(errors) = settings.validate() {
+        bail!("{}", hearth_settings::FieldError::join(&errors));
+    }
+    store.save(&settings)?;
+    println!("{} will be served from the next start ({})", path.display(), store.path().display());
     Ok(())
 }
