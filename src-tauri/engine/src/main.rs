@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use hearth_engine::app::{App, AppConfig, Overrides};
-use hearth_engine::control;
 use hearth_engine::engines::EngineFactory;
 use hearth_engine::session::ProviderConfig;
 use hearth_engine::status::Status;
@@ -283,23 +282,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
 }
 
 async fn status(json: bool) -> Result<()> {
-    let endpoint = control::find_endpoint(&control::data_dir())?;
-    let url = format!("{}/api/status", endpoint.url);
-    let response = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(&endpoint.token)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .map_err(|e| control::ControlError::Unreachable { url: url.clone(), problem: e.to_string() })?;
-    if !response.status().is_success() {
-        bail!(
-            "the control API answered {}: {}",
-            response.status(),
-            response.text().await.unwrap_or_default()
-        );
-    }
-    let status: Status = response.json().await?;
+    let status: Status =
+        cli::running_app::RunningApp::find()?.get_json("/api/status", Duration::from_secs(5)).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {

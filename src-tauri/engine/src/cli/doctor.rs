@@ -7,9 +7,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::running_app::RunningApp;
 use anyhow::Result;
 use clap::Args;
-use hearth_engine::control;
 use hearth_engine::doctor::{self, DoctorReport, Verdict};
 
 #[derive(Args)]
@@ -53,17 +53,6 @@ pub async fn run(args: DoctorArgs) -> Result<()> {
 
 /// The running app's report, or `None` when no app answers (then this process runs the checks).
 async fn ask_app() -> Option<DoctorReport> {
-    let endpoint = control::find_endpoint(&control::data_dir()).ok()?;
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/doctor", endpoint.url))
-        .bearer_auth(&endpoint.token)
-        // The app's probes each take at most a few seconds, concurrently.
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.json().await.ok()
+    // The app's probes each take at most a few seconds, concurrently.
+    RunningApp::find().ok()?.get_json("/api/doctor", Duration::from_secs(30)).await.ok()
 }

@@ -10,9 +10,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::running_app::RunningApp;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use hearth_engine::control;
 use hearth_engine::earnings::{self, EarningsRange};
 use hearth_engine::status::{unix_ms, Status};
 use hearth_ledger::Ledger;
@@ -83,15 +83,8 @@ async fn export(args: ExportArgs) -> Result<()> {
 
 /// The rate card's dollars per million credits, from the provider running on this machine, if any.
 async fn running_rate() -> Option<f64> {
-    let endpoint = control::find_endpoint(&control::data_dir()).ok()?;
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/status", endpoint.url))
-        .bearer_auth(&endpoint.token)
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .ok()?;
-    let status: Status = response.error_for_status().ok()?.json().await.ok()?;
+    let status: Status =
+        RunningApp::find().ok()?.get_json("/api/status", Duration::from_secs(2)).await.ok()?;
     Some(earnings::effective_rate(status.earnings.usd_per_million_credits))
 }
 

@@ -1,5 +1,6 @@
 //! The `hearth` commands that need a real model: choosing and loading an engine, `generate`,
-//! `bench` and `local`; how `serve` and `local` judge their first start; and `earnings export`.
+//! `bench` and `local`; how `serve` and `local` judge their first start; `earnings export`,
+//! `doctor` and `models`; and the running app those ask (`running_app`).
 
 pub mod doctor;
 pub mod earnings;
@@ -7,4 +8,5 @@ pub mod engine;
 pub mod generate;
 pub mod local;
 pub mod models;
+pub mod running_app;
 pub mod startup;

@@ -9,10 +9,10 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::running_app::RunningApp;
 use anyhow::bail;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use hearth_engine::control;
 use hearth_engine::models::fetch::{self, FetchError, Hub, Progress, PullOptions, PullSpec};
 use hearth_engine::models::{
     discover, hf_hub_cache_from_env, human_bytes, Fit, LocalModel, ModelEngine, ModelRoots,
@@ -293,13 +293,10 @@ async fn use_model(wanted: &str) -> Result<()> {
     let body = serde_json::json!({ "model_path": path, "engine": engine });
     // A running app takes it through its control API, as the Settings window does, so the switch
     // happens in place; without one the settings file is all there is to change.
-    if let Ok(endpoint) = control::find_endpoint(&control::data_dir()) {
-        let url = format!("{}/api/settings", endpoint.url);
-        let sent = reqwest::Client::new()
-            .put(&url)
-            .bearer_auth(&endpoint.token)
+    if let Ok(app) = RunningApp::find() {
+        let sent = app
+            .request(reqwest::Method::PUT, "/api/settings", Duration::from_secs(10))
             .json(&body)
-            .timeout(Duration::from_secs(10))
             .send()
             .await;
         if let Ok(response) = sent {

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use super::{Check, SettingsState, Verdict};
+use crate::models::human_bytes;
 use crate::status::{ProviderPhase, Status};
 
 /// Clock skew beyond this is a warning: session timestamps and earnings windows drift.
@@ -377,34 +378,34 @@ pub fn memory(m: &Memory) -> Check {
     let (Some(total), Some(available)) = (m.total, m.available) else {
         return check(name, title, Verdict::Ok, "this system does not report its free memory", NOTHING);
     };
-    let free = format!("{} free of {}", human(available), human(total));
+    let free = format!("{} free of {}", human_bytes(available), human_bytes(total));
     match m.needed {
         Some(needed) if !m.loaded && needed > total => check(
             name,
             title,
             Verdict::Fail,
-            format!("the model needs about {} but this machine has {} of RAM", human(needed), human(total)),
+            format!("the model needs about {} but this machine has {} of RAM", human_bytes(needed), human_bytes(total)),
             "Choose a smaller model or a lower-bit quantization of it in Settings.",
         ),
         Some(needed) if !m.loaded && needed > available => check(
             name,
             title,
             Verdict::Warn,
-            format!("the model needs about {}; {free}", human(needed)),
+            format!("the model needs about {}; {free}", human_bytes(needed)),
             "Quit apps you do not need (or another inference server) before serving.",
         ),
         Some(needed) if !m.loaded && needed as f64 > total as f64 * COMFORTABLE_SHARE => check(
             name,
             title,
             Verdict::Warn,
-            format!("the model needs about {}, most of this machine's RAM; {free}", human(needed)),
+            format!("the model needs about {}, most of this machine's RAM; {free}", human_bytes(needed)),
             "It runs, but other apps will be slow: a smaller model leaves room.",
         ),
         Some(needed) if !m.loaded => check(
             name,
             title,
             Verdict::Ok,
-            format!("the model needs about {}; {free}", human(needed)),
+            format!("the model needs about {}; {free}", human_bytes(needed)),
             NOTHING,
         ),
         _ if available < MEMORY_LOW_BYTES => check(
@@ -449,7 +450,7 @@ pub fn disk(places: &[Disk]) -> Check {
             verdict = v;
             worst = Some(d);
         }
-        parts.push(format!("{}: {} free ({})", d.label, human(free), d.path.display()));
+        parts.push(format!("{}: {} free ({})", d.label, human_bytes(free), d.path.display()));
     }
     let detail = if parts.is_empty() { "no folders to check".to_string() } else { parts.join("; ") };
     let action = match (verdict, worst) {
@@ -492,7 +493,7 @@ pub fn competing(found: &[Competing]) -> Check {
             if !c.processes.is_empty() {
                 let rss: u64 = c.processes.iter().filter_map(|(_, r)| *r).sum();
                 let pids: Vec<String> = c.processes.iter().map(|(p, _)| p.to_string()).collect();
-                let mem = if rss > 0 { format!(", {} resident", human(rss)) } else { String::new() };
+                let mem = if rss > 0 { format!(", {} resident", human_bytes(rss)) } else { String::new() };
                 what.push(format!("process {}{mem}", pids.join(", ")));
             }
             format!("{} ({})", c.name, what.join("; "))
@@ -545,18 +546,6 @@ pub fn power(status: Option<&Status>) -> Check {
         format!("{} ({} of {} slots)", p.reason, p.slots_allowed, p.slots_total),
         action,
     )
-}
-
-/// `1.5 GiB`, `350.0 MiB`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]
