@@ -63,13 +63,19 @@ struct GatewayCounts {
     ready: u64,
 }
 
-fn client(ca_file: Option<&std::path::Path>) -> reqwest::Client {
+/// An HTTP client for the coordinator's own endpoints (gateway status, earnings), trusting the
+/// session's extra CA file too; the doctor's probes use it as well.
+pub fn coordinator_client(
+    ca_file: Option<&std::path::Path>,
+    timeout: std::time::Duration,
+) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
+        .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_file {
-        // An unreadable CA file is already reported by the session, which cannot connect either.
+        // An unreadable CA file is reported by the session (which cannot connect either) and by
+        // the doctor's TLS check.
         let certs = std::fs::read(path).ok().and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).ok());
         for cert in certs.unwrap_or_default() {
             builder = builder.add_root_certificate(cert);
@@ -86,12 +92,12 @@ struct Http {
 
 impl Http {
     fn new() -> Self {
-        Self { client: client(None), ca_file: None }
+        Self { client: coordinator_client(None, HTTP_TIMEOUT), ca_file: None }
     }
 
     fn for_target(&mut self, t: &Target) -> &reqwest::Client {
         if self.ca_file != t.ca_file {
-            self.client = client(t.ca_file.as_deref());
+            self.client = coordinator_client(t.ca_file.as_deref(), HTTP_TIMEOUT);
             self.ca_file = t.ca_file.clone();
         }
         &self.client

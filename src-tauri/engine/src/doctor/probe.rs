@@ -193,21 +193,6 @@ fn handshake(
     Ok(conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_else(|| "TLS".into()))
 }
 
-fn http_client(ca_file: Option<&Path>, timeout: Duration) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("hearth-doctor/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = ca_file {
-        // An unusable CA file is the TLS check's to report.
-        let certs = std::fs::read(path).ok().and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).ok());
-        for cert in certs.unwrap_or_default() {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder.build().unwrap_or_default()
-}
-
 fn gateway(i: &DoctorInputs) -> Result<String, String> {
     match &i.coordinator {
         CoordinatorTarget::LocalPool { .. } => Err("the local pool".into()),
@@ -225,7 +210,7 @@ pub async fn token(i: &DoctorInputs) -> Token {
     };
     // The path holds the provider id (a safe id); the token travels only in the header.
     let url = format!("{gateway}/providers/{}/earnings", i.provider_id);
-    let mut request = http_client(i.ca_file.as_deref(), i.timeout).get(&url);
+    let mut request = crate::app::remote::coordinator_client(i.ca_file.as_deref(), i.timeout).get(&url);
     if let Some(t) = &i.token {
         request = request.bearer_auth(t.token.expose());
     }
@@ -261,7 +246,7 @@ pub async fn clock(i: &DoctorInputs) -> Clock {
 /// The skew between this machine and the server answering `url`, from its `Date` header.
 pub async fn clock_at(url: &str, ca_file: Option<&Path>, timeout: Duration) -> Clock {
     let sent = SystemTime::now();
-    let response = match http_client(ca_file, timeout).get(url).send().await {
+    let response = match crate::app::remote::coordinator_client(ca_file, timeout).get(url).send().await {
         Ok(r) => r,
         Err(e) => return Clock::Unknown(format!("cannot reach {url}: {}", e.without_url())),
     };
