@@ -541,3 +541,28 @@ async fn local_models_are_found_in_the_hf_cache_and_hearths_folder_and_offline_i
     assert!(why.contains("127.0.0.1"), "{why}");
     assert!(s["pool"]["error"].as_str().unwrap().contains("cannot reach"), "{:#}", s["pool"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hearth_open_gives_a_one_time_link_that_signs_the_browser_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("p1");
+    let dead = format!("ws://127.0.0.1:{}/ws/provider", free_port());
+    let proc = HEARTH.serve(&home, &["--coordinator", &dead, "--model-id", MODEL], &[]);
+    Control::wait(&home, &proc, Duration::from_secs(10)).await;
+    let out = HEARTH.command().env("HEARTH_HOME", &home).args(["open", "--print"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let link = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(link.starts_with("http://127.0.0.1:") && link.contains("/api/session?once="), "{link}");
+    // A browser: takes the cookie the redirect sets, and with it gets the dashboard.
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let signed = browser.get(&link).send().await.unwrap();
+    assert_eq!(signed.status(), 303);
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let origin = link.split("/api/").next().unwrap();
+    let page = browser.get(format!("{origin}/")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<html"), "the dashboard's page");
+    // The link is spent.
+    let again = reqwest::Client::new().get(&link).send().await.unwrap();
+    assert!(!again.status().is_success(), "{}", again.status());
+}

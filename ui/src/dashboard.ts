@@ -6,6 +6,7 @@ import { HourlyChart, Sparkline } from "./charts";
 import { $, ago, clock, credits, duration, el, isRunning, outcomeWord, PHASE_LABEL, setText } from "./format";
 import { formatCreditsUsd } from "./money";
 import { mountDiagnostics, type Diagnostics } from "./diagnostics";
+import { mountOnboarding, type OnboardingPanel } from "./onboarding";
 import { connect, type LinkState, type Transport } from "./transport";
 import type { EarningsRange, EarningsReport, PowerView, Status } from "./types";
 
@@ -21,12 +22,14 @@ let pending = false;
 let hourly: HourlyChart;
 let spark: Sparkline;
 let diagnostics: Diagnostics | undefined;
+let onboarding: OnboardingPanel | undefined;
 
 async function main(): Promise<void> {
   transport = await connect();
   hourly = new HourlyChart($("hourly-chart"));
   spark = new Sparkline($("spark"));
   diagnostics = mountDiagnostics(transport);
+  onboarding = mountOnboarding(transport, () => status && render(status));
   $("toggle").addEventListener("click", () => void toggle());
   $("open-settings").addEventListener("click", () => transport.openSettings());
   $("export-csv").addEventListener("click", () => void exportCsv());
@@ -61,6 +64,7 @@ function onLink(l: LinkState): void {
 function onStatus(s: Status): void {
   status = s;
   diagnostics?.onStatus();
+  onboarding?.onStatus(s);
   const tps = s.active_jobs.reduce((sum, j) => sum + (j.tokens_per_s ?? 0), 0);
   spark.push(Date.now(), tps);
   render(s);
@@ -90,9 +94,11 @@ function showError(message: string): void {
 }
 
 function render(s: Status): void {
-  $("state").dataset.phase = s.phase;
-  setText("state-label", PHASE_LABEL[s.phase]);
-  setText("reason", s.not_earning ?? s.reason);
+  // While the first-launch panel asks for a model, the provider's "no model" error is not news.
+  const settingUp = onboarding?.active === true && s.phase !== "ready" && s.phase !== "busy";
+  $("state").dataset.phase = settingUp ? "stopped" : s.phase;
+  setText("state-label", settingUp ? "Choose a model" : PHASE_LABEL[s.phase]);
+  setText("reason", settingUp ? "" : s.not_earning ?? s.reason);
   $("reason").classList.toggle("ok", !s.not_earning);
   const button = $("toggle") as HTMLButtonElement;
   const running = isRunning(s.phase);

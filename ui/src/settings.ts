@@ -4,6 +4,7 @@
 
 import "./style.css";
 import { $, bytes, el } from "./format";
+import { parseSpec, PullBox } from "./pull";
 import { connect, type Transport } from "./transport";
 import type {
   Day,
@@ -78,9 +79,42 @@ async function main(): Promise<void> {
     describeModel();
   });
   $("token-clear").addEventListener("click", () => void clearToken());
+  mountFetch();
   // Any edit hides the "saved" note: it described the form as it was.
   $("form").addEventListener("input", () => $("saved").classList.add("hidden"));
   await load();
+}
+
+/** "Fetch a model": pulls into the Hugging Face cache; once done, the picker lists the model and
+ * selects it (with the engine that runs it), to be saved with the rest of the form. */
+function mountFetch(): void {
+  const box = new PullBox(transport, "fetch-pull", async (p) => {
+    models = await transport.models();
+    const current = select("model").value || null;
+    fillModels(current);
+    if (p.path && models.some((m) => m.path === p.path)) {
+      select("model").value = p.path;
+      engineForModel();
+      describeModel();
+      $("saved").classList.add("hidden");
+    } else {
+      throw new Error(`Fetched, but ${p.path ?? "the model"} is not among the models found.`);
+    }
+  });
+  $("fetch-pull").replaceChildren(box.root);
+  const go = () => {
+    const request = parseSpec(input("fetch-spec").value);
+    $("fetch-error").textContent = request ? "" : "Enter a repository, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit, or org/name:file.gguf.";
+    if (request && !box.busy) void box.start(request);
+  };
+  $("fetch").addEventListener("click", go);
+  // Enter in this box fetches; it must not submit (save) the whole form.
+  input("fetch-spec").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      go();
+    }
+  });
 }
 
 async function load(): Promise<void> {

@@ -2,7 +2,8 @@
 // reached through IPC commands and a pushed `status` event; in an ordinary browser the same calls go
 // to the local control API (the page is served by it, so requests are same-origin and carry the
 // HttpOnly `hearth_token` cookie) and the snapshot stream is `GET /api/events` (SSE). Neither polls:
-// the engine pushes every change.
+// the engine pushes every change. (A model fetch's progress is the one thing a page reads on a
+// timer, and only while the fetch runs: see pull.ts.)
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
@@ -14,6 +15,9 @@ import type {
   EarningsReport,
   FieldError,
   LocalModel,
+  Onboarding,
+  PullRequest,
+  PullView,
   SaveResult,
   Settings,
   SettingsView,
@@ -42,6 +46,14 @@ export interface Transport {
   settings(): Promise<SettingsView>;
   saveSettings(patch: Partial<Settings>): Promise<SaveResult>;
   models(): Promise<LocalModel[]>;
+  /** The first-launch view: this machine, the models on it, what to fetch, whether one is needed. */
+  onboarding(): Promise<Onboarding>;
+  /** Starts fetching a model from the Hugging Face hub (in the background). */
+  pullModel(request: PullRequest): Promise<PullView>;
+  /** Every fetch since the engine started, with its progress. */
+  pulls(): Promise<PullView[]>;
+  /** Cancels a running fetch (what it downloaded is kept for a resume), or forgets an ended one. */
+  cancelPull(id: string): Promise<void>;
   earnings(range: EarningsRange): Promise<EarningsReport>;
   /** The range's jobs as CSV text (the ledger's one export writer, as `hearth earnings export`). */
   earningsCsv(range: EarningsRange): Promise<string>;
@@ -141,6 +153,18 @@ class TauriTransport implements Transport {
   async models(): Promise<LocalModel[]> {
     return this.call("models");
   }
+  onboarding(): Promise<Onboarding> {
+    return this.call("onboarding");
+  }
+  pullModel(request: PullRequest): Promise<PullView> {
+    return this.call("pull_model", { request });
+  }
+  pulls(): Promise<PullView[]> {
+    return this.call("pulls");
+  }
+  async cancelPull(id: string): Promise<void> {
+    await this.call("cancel_pull", { id });
+  }
   earnings(range: EarningsRange): Promise<EarningsReport> {
     return this.call("earnings", { range });
   }
@@ -234,6 +258,20 @@ class HttpTransport implements Transport {
   async models(): Promise<LocalModel[]> {
     const r = await this.ok<{ models: LocalModel[] }>("GET", "/api/models");
     return r.models;
+  }
+  onboarding(): Promise<Onboarding> {
+    return this.ok("GET", "/api/onboarding");
+  }
+  async pullModel(request: PullRequest): Promise<PullView> {
+    const r = await this.ok<{ pull: PullView }>("POST", "/api/models/pull", request);
+    return r.pull;
+  }
+  async pulls(): Promise<PullView[]> {
+    const r = await this.ok<{ pulls: PullView[] }>("GET", "/api/models/pulls");
+    return r.pulls;
+  }
+  async cancelPull(id: string): Promise<void> {
+    await this.ok("DELETE", `/api/models/pulls/${encodeURIComponent(id)}`);
   }
   earnings(range: EarningsRange): Promise<EarningsReport> {
     return this.ok("GET", `/api/earnings?range=${encodeURIComponent(range)}&limit=50`);

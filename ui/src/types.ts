@@ -290,3 +290,55 @@ export interface EarningsReport {
 
 /** A settings save either applied or was refused field by field (nothing saved). */
 export type SaveResult = { ok: true; settings: Settings } | { ok: false; errors: FieldError[] };
+
+/** A model fetch from the Hugging Face hub (src-tauri/engine/src/models/fetch/pulls.rs, `PullView`). */
+export interface PullView {
+  id: string;
+  repo: string;
+  file: string | null;
+  state: "running" | "done" | "failed" | "cancelled";
+  bytes_done: number;
+  bytes_total: number;
+  rate_bps: number;
+  eta_s: number | null;
+  /** Why it failed, for people. */
+  error: string | null;
+  current_file: string | null;
+  disk: { path: string; needed_bytes: number; free_bytes: number | null } | null;
+  memory: { needed_bytes: number | null; ram_bytes: number | null; fit: Fit | null; summary: string } | null;
+  notes: string[];
+  /** Once done: its name in the picker, and what goes in `model_path`. */
+  name: string | null;
+  path: string | null;
+}
+
+/** What to fetch: a repository, and one GGUF file of it for a GGUF repository. */
+export interface PullRequest {
+  repo: string;
+  file?: string;
+  force?: boolean;
+}
+
+/** A built-in known-good model judged against this machine (models/catalog.rs, `Suggestion`). */
+export interface Suggestion {
+  repo: string;
+  file: string | null;
+  name: string;
+  engine: ModelEngine;
+  /** Approximate: the hub's size when the list was written. */
+  approx_bytes: number;
+  approx_memory_bytes: number;
+  params_b: number;
+  fit: Fit | null;
+  summary: string;
+}
+
+/** `GET /api/onboarding`: the first-launch view. */
+export interface Onboarding {
+  machine: { ram_bytes: number | null; disk_free_bytes: number | null; engine: EngineKind; os: string };
+  /** Models on this machine that load. */
+  found: LocalModel[];
+  suggestions: Suggestion[];
+  /** No model is chosen and the engine in force needs one. */
+  needs_model: boolean;
+}

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::doctor::DoctorReport;
 use crate::earnings::{EarningsRange, EarningsReport};
 use crate::log_ring::{LogPage, LogQuery, LogQueryError};
+use crate::models::catalog::Onboarding;
 use crate::models::fetch::{FetchError, PullRequest, PullView};
 use crate::models::LocalModel;
 
@@ -39,6 +40,10 @@ pub trait ControlBackend: Send + Sync + 'static {
     /// Cancels a running pull (keeping what it downloaded for a resume), or forgets an ended one;
     /// `None`: no pull has that id.
     fn cancel_pull(&self, id: &str) -> Option<PullView>;
+    /// The first-launch view: this machine (RAM, free disk where pulls go, its engine), the models
+    /// on it that load, the built-in suggestions judged against it, and whether the provider still
+    /// needs a model before it can serve.
+    fn onboarding(&self) -> Onboarding;
     fn earnings(&self, range: EarningsRange, limit: usize) -> Result<EarningsReport, String>;
     /// Every job of `range` as CSV (see [`crate::earnings::csv`]), dollars at the card in force.
     fn earnings_csv(&self, range: EarningsRange) -> Result<Vec<u8>, String>;

@@ -15,6 +15,7 @@
 //! `GET|PUT /api/settings` (422 `{errors:[{field,message}]}` when invalid, nothing saved),
 //! `GET /api/models`, `POST /api/models/pull` (a background pull from the Hugging Face hub),
 //! `GET /api/models/pulls` (their progress), `DELETE /api/models/pulls/{id}` (cancel),
+//! `GET /api/onboarding` (the first-launch view: this machine, its models, what to fetch),
 //! `GET /api/earnings?range=today|7d|30d|all`, `GET /api/earnings.csv?range=…`
 //! (the same range's jobs as a CSV download), `GET /api/logs?level=&limit=&after=` (the recent
 //! log lines, redacted), `GET /api/doctor` (the doctor's checks), `GET|POST /api/session`; any other
@@ -150,6 +151,7 @@ impl ControlServer {
             .route("/api/models/pull", post(pull_model))
             .route("/api/models/pulls", get(pulls))
             .route("/api/models/pulls/{id}", axum::routing::delete(cancel_pull))
+            .route("/api/onboarding", get(onboarding))
             .route("/api/earnings", get(earnings))
             .route("/api/earnings.csv", get(earnings_csv))
             .route("/api/logs", get(logs))
@@ -337,6 +339,15 @@ async fn cancel_pull(
     match blocking(&state, move |b| b.cancel_pull(&id)).await {
         Ok(Some(pull)) => Json(serde_json::json!({ "pull": pull })).into_response(),
         Ok(None) => json_error(StatusCode::NOT_FOUND, "no such pull"),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/onboarding`: `{machine, found, suggestions, needs_model}` (see
+/// [`crate::models::catalog::Onboarding`]); walks the model folders, so off the async workers.
+async fn onboarding(State(state): State<ApiState>) -> Response {
+    match blocking(&state, |b| b.onboarding()).await {
+        Ok(view) => Json(view).into_response(),
         Err(e) => e.into_response(),
     }
 }

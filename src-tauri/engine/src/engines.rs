@@ -37,6 +37,10 @@ pub fn default_kind(has_model: bool) -> EngineKind {
     }
 }
 
+/// How the "no model" error begins: the status says it while the settings name no model for an
+/// engine that needs one, and the dashboard answers it with its first-launch panel.
+pub const NO_MODEL_CHOSEN: &str = "no model chosen yet";
+
 /// What loading needs beyond the app's [`EngineChoice`], from the command line. Each field, when set,
 /// wins over what the settings say.
 #[derive(Debug, Clone, Default)]
@@ -72,9 +76,10 @@ pub fn load(choice: &EngineChoice, options: &LoadOptions) -> Result<Arc<dyn Engi
         (Some(p), _) => p.to_path_buf(),
         (None, Backend::Loopback { .. }) => PathBuf::new(),
         (None, _) => {
-            return Err("no model chosen yet: choose one in Settings, or fetch one there (a model \
-                        directory or a .gguf file)"
-                .into())
+            return Err(format!(
+                "{NO_MODEL_CHOSEN}: choose one in Settings, or fetch one there (a model directory or \
+                 a .gguf file)"
+            ))
         }
     };
     let mut spec = hearth_inference::LoadSpec::new(path, backend);

@@ -49,6 +49,12 @@ enum Command {
         #[command(subcommand)]
         command: cli::models::ModelsCommand,
     },
+    /// Open the running provider's dashboard in the browser (through a one-time sign-in link).
+    Open {
+        /// Print the link instead of opening a browser.
+        #[arg(long)]
+        print: bool,
+    },
     /// Show the status of the provider running on this machine.
     Status {
         /// Print the raw JSON snapshot.
@@ -188,6 +194,7 @@ fn main() -> Result<()> {
             Command::Pool(args) => pool(args).await,
             Command::Serve(args) => serve(args).await,
             Command::Status { json } => status(json).await,
+            Command::Open { print } => open_dashboard(print).await,
             Command::Doctor(args) => cli::doctor::run(args).await,
             Command::Earnings { command } => cli::earnings::run(command).await,
             Command::Models { command } => cli::models::run(command).await,
@@ -279,6 +286,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
         None => Ok(()),
         Some(why) => bail!("{why}"),
     }
+}
+
+async fn open_dashboard(print: bool) -> Result<()> {
+    let app = cli::running_app::RunningApp::find()?;
+    let response = app.request(reqwest::Method::POST, "/api/session", Duration::from_secs(5)).send().await?;
+    let link: serde_json::Value = response.error_for_status()?.json().await?;
+    let url = link["url"].as_str().ok_or_else(|| anyhow::anyhow!("the control API gave no sign-in link"))?;
+    // The link signs in once and then expires, so printing it leaks nothing lasting.
+    if print || open::that_detached(url).is_err() {
+        println!("{url}");
+    }
+    Ok(())
 }
 
 async fn status(json: bool) -> Result<()> {

@@ -6,6 +6,8 @@ use hearth_engine::backend::{PutSettingsError, SettingsView};
 use hearth_engine::doctor::DoctorReport;
 use hearth_engine::earnings::{EarningsRange, EarningsReport};
 use hearth_engine::log_ring::{LogPage, LogQuery};
+use hearth_engine::models::catalog::Onboarding;
+use hearth_engine::models::fetch::{PullRequest, PullView};
 use hearth_engine::models::LocalModel;
 use hearth_engine::status::Status;
 use hearth_settings::{FieldError, Keychain, ProviderToken, Settings};
@@ -87,6 +89,31 @@ pub async fn put_settings(app: AppHandle, engine: State<'_, EngineLink>, patch: 
 #[tauri::command]
 pub async fn models(engine: State<'_, EngineLink>) -> Result<Vec<LocalModel>> {
     Ok(engine.call(|b| b.models()).await?)
+}
+
+/// The first-launch view, as `GET /api/onboarding` answers it.
+#[tauri::command]
+pub async fn onboarding(engine: State<'_, EngineLink>) -> Result<Onboarding> {
+    Ok(engine.call(|b| b.onboarding()).await?)
+}
+
+/// Starts a pull in the background (`POST /api/models/pull`); a malformed request is refused here,
+/// everything found out later ends the pull as `failed` with the reason.
+#[tauri::command]
+pub async fn pull_model(engine: State<'_, EngineLink>, request: PullRequest) -> Result<PullView> {
+    engine.call(move |b| b.pull_model(request)).await?.map_err(CommandError::failed)
+}
+
+/// Every pull with its progress (`GET /api/models/pulls`).
+#[tauri::command]
+pub async fn pulls(engine: State<'_, EngineLink>) -> Result<Vec<PullView>> {
+    Ok(engine.call(|b| b.pulls()).await?)
+}
+
+/// Cancels a running pull, or forgets an ended one (`DELETE /api/models/pulls/{id}`).
+#[tauri::command]
+pub async fn cancel_pull(engine: State<'_, EngineLink>, id: String) -> Result<PullView> {
+    engine.call(move |b| b.cancel_pull(&id)).await?.ok_or_else(|| CommandError::failed("no such pull"))
 }
 
 #[tauri::command]

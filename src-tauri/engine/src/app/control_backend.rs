@@ -8,6 +8,7 @@ use super::choice::ProviderChoice;
 use super::state::{AppState, Command};
 use crate::backend::{ControlBackend, EffectiveSettings, PutSettingsError, SettingsView};
 use crate::earnings::{CardInfo, EarningsRange, EarningsReport};
+use crate::models::catalog::{engine_needs_model, Onboarding};
 use crate::models::fetch::{FetchError, PullRequest, PullView};
 use crate::models::LocalModel;
 use crate::status::unix_ms;
@@ -81,6 +82,21 @@ impl ControlBackend for AppState {
 
     fn cancel_pull(&self, id: &str) -> Option<PullView> {
         self.pulls.cancel(id)
+    }
+
+    fn onboarding(&self) -> Onboarding {
+        let settings = self.settings.borrow().clone();
+        // The command line's overrides count: `--model` or a model-less engine needs nothing more.
+        let engine = ProviderChoice::of(&settings, &self.overrides).engine;
+        let needs_model = engine.model_path.is_none() && engine_needs_model(engine.kind);
+        let ram = crate::system::total_ram_bytes();
+        let disk_free = self
+            .roots
+            .hf_hub_cache
+            .as_deref()
+            .and_then(crate::models::fetch::free_bytes)
+            .map(|(_, free)| free);
+        Onboarding::new(ram, disk_free, self.models(), needs_model)
     }
 
     fn earnings(&self, range: EarningsRange, limit: usize) -> Result<EarningsReport, String> {

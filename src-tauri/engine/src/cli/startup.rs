@@ -1,7 +1,8 @@
 //! The first start's outcome, for the commands that serve (`serve`, `local`): a model that cannot
 //! load at start is a start-up error, so the command exits non-zero with it instead of idling
-//! with nothing to serve. (The menu-bar app instead shows the error and waits for a new choice;
-//! it does not use this.)
+//! with nothing to serve. No model chosen at all is the exception: that is a first launch, which
+//! the dashboard's onboarding answers (choose or fetch one), so the command waits for the choice.
+//! (The menu-bar app shows every error and waits for a new choice; it does not use this.)
 
 use std::path::Path;
 
@@ -11,16 +12,35 @@ use hearth_engine::status::{ProviderPhase, Status, StatusHub};
 /// decided the snapshot keeps its initial phase (stopped, "not started") while the model loads,
 /// however long that takes; `Ok` once the engine loaded and the provider is connecting or serving,
 /// or when it is paused on battery (it starts when the power comes back).
+/// While no model is chosen it keeps waiting (saying so once), until one is and that start decides.
 pub async fn first_start(status: &StatusHub) -> Result<(), Status> {
     let mut rx = status.subscribe();
-    let Ok(s) = rx.wait_for(|s| s.phase != ProviderPhase::Stopped).await.map(|s| s.clone()) else {
-        // The app went away first; its own shutdown says why.
-        return std::future::pending().await;
-    };
-    match s.phase {
-        ProviderPhase::Error => Err(s),
-        _ => Ok(()),
+    let mut told = false;
+    loop {
+        let s = rx.borrow_and_update().clone();
+        match s.phase {
+            ProviderPhase::Stopped => {}
+            ProviderPhase::Error if waiting_for_a_model(&s) => {
+                if !told {
+                    told = true;
+                    tracing::warn!(
+                        "no model chosen yet: choose or fetch one in the dashboard (`hearth open`); \
+                         the provider starts once one is chosen"
+                    );
+                }
+            }
+            ProviderPhase::Error => return Err(s),
+            _ => return Ok(()),
+        }
+        if rx.changed().await.is_err() {
+            // The app went away first; its own shutdown says why.
+            return std::future::pending().await;
+        }
     }
+}
+
+fn waiting_for_a_model(s: &Status) -> bool {
+    s.reason.contains(hearth_engine::engines::NO_MODEL_CHOSEN)
 }
 
 /// Who named the model the app was started with.
@@ -96,5 +116,25 @@ mod tests {
         assert!(first_start(&hub).await.is_ok());
         hub.update(|s| s.set_phase(ProviderPhase::Paused, "on battery"));
         assert!(first_start(&hub).await.is_ok(), "paused is no failure");
+    }
+
+    #[tokio::test]
+    async fn no_model_chosen_waits_for_one_and_that_start_decides() {
+        let hub = StatusHub::new(Status::new("p", "m", "cpu", 1, "ws://x"));
+        let no_model = format!("model not loaded: {}: choose one", hearth_engine::engines::NO_MODEL_CHOSEN);
+        hub.update(|s| s.set_phase(ProviderPhase::Error, &no_model));
+        let waiting = tokio::spawn({
+            let hub = hub.clone();
+            async move { first_start(&hub).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "a first launch waits for a model");
+        // One is chosen (the provider stops, then loads it) and fails to load: that ends it.
+        hub.update(|s| s.set_phase(ProviderPhase::Stopped, "starting"));
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        hub.update(|s| s.set_phase(ProviderPhase::Error, "model not loaded: bad"));
+        let failed = waiting.await.unwrap().expect_err("the chosen model's failure is reported");
+        assert_eq!(failed.reason, "model not loaded: bad");
     }
 }

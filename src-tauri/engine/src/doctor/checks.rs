@@ -384,7 +384,11 @@ pub fn memory(m: &Memory) -> Check {
             name,
             title,
             Verdict::Fail,
-            format!("the model needs about {} but this machine has {} of RAM", human_bytes(needed), human_bytes(total)),
+            format!(
+                "the model needs about {} but this machine has {} of RAM",
+                human_bytes(needed),
+                human_bytes(total)
+            ),
             "Choose a smaller model or a lower-bit quantization of it in Settings.",
         ),
         Some(needed) if !m.loaded && needed > available => check(

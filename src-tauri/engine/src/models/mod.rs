@@ -17,8 +17,10 @@
 //! * [`ollama`]: Ollama's manifests and the GGUF blobs they point at;
 //! * [`entry`]: inspection of one candidate into a [`LocalModel`] (engine, size, quantization,
 //!   whether it fits this machine's RAM);
-//! * [`fetch`]: pulling a model from the Hugging Face hub into its cache (`hearth models pull`).
+//! * [`fetch`]: pulling a model from the Hugging Face hub into its cache (`hearth models pull`);
+//! * [`catalog`]: a few known-good models to suggest, and the first-launch view built on them.
 
+pub mod catalog;
 mod entry;
 pub mod fetch;
 mod found;

@@ -31,6 +31,8 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 pub use cache::{remove_repo, repo_folder_name, RepoDir};
+// The first-launch view shows the same free space a pull's disk check measures.
+pub(crate) use check::free_bytes;
 pub use error::FetchError;
 pub use hub::{FileMeta, Hub, Revision};
 pub use progress::{DiskCheck, MemoryCheck, Progress, ProgressSnapshot};

@@ -168,6 +168,9 @@ impl Pulls {
             }
             let ended = result.map_err(|e| match e {
                 FetchError::Cancelled => (PullState::Cancelled, e.to_string()),
+                // Without the CLI's `--force` advice: the windows offer "fetch anyway" themselves
+                // (a request with `force`), and no message in the app names a command-line flag.
+                FetchError::DoesNotFit { message } => (PullState::Failed, message),
                 e => (PullState::Failed, e.to_string()),
             });
             outcome.lock().unwrap_or_else(|e| e.into_inner()).ended = Some(ended);
