@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The UI tests, the way CI runs them: installs what is missing (Debian packages, npm modules,
 # tauri-driver), builds the web bundle, `hearth` and the app with the bundle embedded, then runs
-#   tests/ui/browser.test.mjs  Debian's Chromium (headless, playwright-core) against the UI that a
+#   tests/ui/browser.test.mjs (and onboarding.test.mjs: first launch against a hub stand-in)
+#                              Debian's Chromium (headless, playwright-core) against the UI that a
 #                              real `hearth serve` serves, on a real local pool;
 #   tests/ui/window.test.mjs   the Tauri app in a WebKitGTK window under Xvfb, over WebDriver
 #                              (tauri-driver + WebKitWebDriver), with trayer as the tray host.
@@ -90,7 +91,7 @@ export HEARTH_UI_DIR="$root/ui/dist"
 
 logs="$(mktemp -d /tmp/hearth-ui-tests.XXXXXX)"
 echo "== browser test (Chromium, headless)"
-(cd tests/ui && node --test --test-concurrency=1 --test-reporter=tap browser.test.mjs) 2>&1 | tee "$logs/browser.tap"
+(cd tests/ui && node --test --test-concurrency=1 --test-reporter=tap browser.test.mjs onboarding.test.mjs) 2>&1 | tee "$logs/browser.tap"
 tally "$logs/browser.tap"
 
 echo "== window test (Tauri app under Xvfb)"
