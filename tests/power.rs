@@ -72,11 +72,7 @@ async fn unplugged_below_the_threshold_the_provider_leaves_routing_finishes_its_
     let response = pool.post_chat(&body).await;
     assert_eq!(response.status(), 200);
     let stream = tokio::spawn(read_sse(response));
-    control
-        .status_until("the job running", Duration::from_secs(5), |s| {
-            s["active_jobs"].as_array().is_some_and(|j| !j.is_empty())
-        })
-        .await;
+    control.job_running().await;
     power_supply(&sys, false, 38);
     let pulled = Instant::now();
     pool.wait_ready(0, Duration::from_secs(10)).await;

@@ -65,11 +65,7 @@ async fn a_model_switch_finishes_the_job_on_the_old_model_and_serves_the_next_on
     let response = pool.post_chat(&chat("model-a", "token_delay_ms=100", 20, true)).await;
     assert_eq!(response.status(), 200);
     let stream = tokio::spawn(read_sse(response));
-    control
-        .status_until("the job running", Duration::from_secs(5), |s| {
-            s["active_jobs"].as_array().is_some_and(|j| !j.is_empty())
-        })
-        .await;
+    control.job_running().await;
     let r = put_settings(&control, json!({ "model_path": model_b })).await;
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 

@@ -102,4 +102,12 @@ impl Control {
     ) -> Value {
         poll_until(what, timeout, || self.status(), pred).await
     }
+
+    /// Waits until the provider runs at least one job (a buyer's request has reached the engine).
+    pub async fn job_running(&self) -> Value {
+        self.status_until("a job running", Duration::from_secs(5), |s| {
+            s["active_jobs"].as_array().is_some_and(|j| !j.is_empty())
+        })
+        .await
+    }
 }
